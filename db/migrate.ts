@@ -1,0 +1,45 @@
+import pg from 'pg';
+import { Migrator, type Migration, type MigrationProvider } from 'kysely';
+import { withDefaultUser, type Db } from './connection.js';
+import * as m001 from './migrations/001_init.js';
+
+// Listed here rather than read from disk, so migrations load the same way under
+// tsx, jest and any bundler.
+const migrations: Record<string, Migration> = { '001_init': m001 };
+
+const provider: MigrationProvider = { getMigrations: async () => migrations };
+
+export async function migrateToLatest(db: Db): Promise<string[]> {
+  const migrator = new Migrator({ db, provider });
+  const { error, results } = await migrator.migrateToLatest();
+  if (error) throw error instanceof Error ? error : new Error(String(error));
+  return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+}
+
+/** Creates the database named in the URL when it does not exist yet (fresh machines). */
+export async function ensureDatabase(rawUrl: string): Promise<boolean> {
+  const databaseUrl = withDefaultUser(rawUrl);
+  const probe = new pg.Client({ connectionString: databaseUrl });
+  try {
+    await probe.connect();
+    return false;
+  } catch (err) {
+    if ((err as { code?: string }).code !== '3D000') throw err;
+  } finally {
+    await probe.end().catch(() => undefined);
+  }
+  const url = new URL(databaseUrl);
+  const name = decodeURIComponent(url.pathname.replace(/^\//, ''));
+  url.pathname = '/postgres';
+  const admin = new pg.Client({ connectionString: url.toString() });
+  await admin.connect();
+  try {
+    await admin.query(`CREATE DATABASE ${pg.escapeIdentifier(name)}`);
+  } catch (err) {
+    // Another process may have created it between our probe and now.
+    if ((err as { code?: string }).code !== '42P04') throw err;
+  } finally {
+    await admin.end();
+  }
+  return true;
+}

@@ -1,0 +1,158 @@
+import type { ColumnType, Generated, Insertable, Selectable } from 'kysely';
+
+type Timestamp = ColumnType<Date, Date | string, Date | string>;
+/** A timestamp the database fills in by default. */
+type DefaultTimestamp = ColumnType<Date, Date | string | undefined, Date | string>;
+type Json<T> = ColumnType<T, string, string>;
+
+export type UserStatus = 'ACTIVE' | 'DELETED';
+export type EntityStatus = 'ACTIVE' | 'RETIRED';
+export type RunStatus = 'QUEUED' | 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'HELD';
+
+export interface DistrictsTable {
+  id: string;
+  provider: string;
+  settings: Json<unknown>;
+  schedule: string | null;
+  deletion_threshold_pct: number;
+  deletion_threshold_min: number;
+  created_at: DefaultTimestamp;
+  updated_at: DefaultTimestamp;
+}
+
+interface RosterEntity {
+  id: Generated<string>;
+  district_id: string;
+  provider: string;
+  sourced_id: string;
+  status: Generated<EntityStatus>;
+  created_at: DefaultTimestamp;
+  updated_at: DefaultTimestamp;
+}
+
+export interface SchoolsTable extends RosterEntity { name: string; identifier: string | null }
+export interface TermsTable extends RosterEntity { title: string; start_date: string | null; end_date: string | null }
+export interface CoursesTable extends RosterEntity { title: string; course_code: string | null }
+export interface ClassesTable extends RosterEntity {
+  title: string;
+  class_code: string | null;
+  course_sourced_id: string | null;
+  school_sourced_id: string | null;
+  term_sourced_ids: string[];
+  grades: string[];
+}
+
+export interface UsersTable {
+  id: Generated<string>;
+  district_id: string;
+  provider: string;
+  sourced_id: string;
+  role: string;
+  status: Generated<UserStatus>;
+  given_name: string;
+  family_name: string;
+  email: string | null;
+  username: string | null;
+  grades: string[];
+  school_sourced_ids: string[];
+  created_at: DefaultTimestamp;
+  updated_at: DefaultTimestamp;
+  deleted_at: Timestamp | null;
+}
+
+export interface EnrollmentsTable {
+  id: Generated<string>;
+  district_id: string;
+  user_id: string;
+  class_id: string;
+  role: string;
+  begin_date: string | null;
+  end_date: string | null;
+  started_at: DefaultTimestamp;
+  ended_at: Timestamp | null;
+  ended_reason: string | null;
+}
+
+export interface LicensePoolsTable {
+  id: Generated<string>;
+  district_id: string;
+  product: string;
+  seats: number;
+  scope: Json<{ schools: string[]; grades: string[]; courses: string[] }>;
+  created_at: DefaultTimestamp;
+  updated_at: DefaultTimestamp;
+}
+
+export interface SeatAssignmentsTable {
+  id: Generated<string>;
+  pool_id: string;
+  user_id: string;
+  assigned_at: DefaultTimestamp;
+  released_at: Timestamp | null;
+  release_reason: string | null;
+  run_id: string | null;
+}
+
+export interface WaitlistTable {
+  pool_id: string;
+  user_id: string;
+  queued_at: DefaultTimestamp;
+}
+
+export interface SyncRunsTable {
+  id: Generated<string>;
+  district_id: string;
+  trigger: string;
+  status: RunStatus;
+  dry_run: boolean;
+  full_snapshot: boolean;
+  approved: Generated<boolean>;
+  phase: string | null;
+  progress: Json<Record<string, unknown>> | null;
+  counts: Json<Record<string, number>> | null;
+  guard: Json<Record<string, unknown>> | null;
+  error: string | null;
+  attempts: Generated<number>;
+  created_at: DefaultTimestamp;
+  started_at: Timestamp | null;
+  staged_at: Timestamp | null;
+  finished_at: Timestamp | null;
+}
+
+export interface RunStageTable {
+  run_id: string;
+  kind: string;
+  sourced_id: string;
+  data: Json<unknown>;
+}
+
+export interface AuditLogTable {
+  id: Generated<string>;
+  district_id: string;
+  run_id: string | null;
+  entity: string;
+  entity_key: string;
+  action: string;
+  detail: Json<Record<string, unknown>> | null;
+  at: DefaultTimestamp;
+}
+
+export interface Database {
+  districts: DistrictsTable;
+  schools: SchoolsTable;
+  terms: TermsTable;
+  courses: CoursesTable;
+  classes: ClassesTable;
+  users: UsersTable;
+  enrollments: EnrollmentsTable;
+  license_pools: LicensePoolsTable;
+  seat_assignments: SeatAssignmentsTable;
+  waitlist: WaitlistTable;
+  sync_runs: SyncRunsTable;
+  run_stage: RunStageTable;
+  audit_log: AuditLogTable;
+}
+
+export type DistrictRow = Selectable<DistrictsTable>;
+export type SyncRunRow = Selectable<SyncRunsTable>;
+export type NewSyncRun = Insertable<SyncRunsTable>;

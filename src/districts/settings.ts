@@ -1,0 +1,54 @@
+import { z } from 'zod';
+
+// Tuning shared by every connector; defaults suit the real providers.
+const Tuning = {
+  pageSize: z.number().int().positive().max(10000).optional(),
+  timeoutMs: z.number().int().positive().optional(),
+  retries: z.number().int().min(0).max(20).optional(),
+  minRetryDelayMs: z.number().int().min(0).optional(),
+};
+
+const HttpUrl = z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' });
+
+export const CleverSettings = z.object({
+  provider: z.literal('clever'),
+  baseUrl: HttpUrl,
+  credentials: z.object({ token: z.string().min(1, 'Clever needs --token (the district token)') }),
+  ...Tuning,
+});
+
+export const ClassLinkSettings = z.object({
+  provider: z.literal('classlink'),
+  baseUrl: HttpUrl,
+  credentials: z.union([
+    z.object({ clientId: z.string().min(1), clientSecret: z.string().min(1), tokenUrl: HttpUrl }),
+    z.object({ consumerKey: z.string().min(1), consumerSecret: z.string().min(1) }),
+  ], { error: 'ClassLink needs --client-id/--client-secret/--token-url (OneRoster 1.2) or --consumer-key/--consumer-secret (OneRoster 1.1)' }),
+  ...Tuning,
+});
+
+export const CanvasSettings = z.object({
+  provider: z.literal('canvas'),
+  baseUrl: HttpUrl,
+  credentials: z.object({ token: z.string().min(1, 'Canvas needs --token (an access token)') }),
+  ...Tuning,
+});
+
+export const SchoologySettings = z.object({
+  provider: z.literal('schoology'),
+  baseUrl: HttpUrl,
+  credentials: z.object({ consumerKey: z.string().min(1), consumerSecret: z.string().min(1) }, { error: 'Schoology needs --consumer-key and --consumer-secret' }),
+  ...Tuning,
+});
+
+export const DistrictSettings = z.discriminatedUnion('provider', [CleverSettings, ClassLinkSettings, CanvasSettings, SchoologySettings]);
+export type DistrictSettings = z.infer<typeof DistrictSettings>;
+export type CleverSettings = z.infer<typeof CleverSettings>;
+
+/** Settings with every credential replaced, for output and logs. */
+export function redactSettings(settings: DistrictSettings): Record<string, unknown> {
+  const credentials = Object.fromEntries(
+    Object.entries(settings.credentials).map(([k, v]) => [k, /url$/i.test(k) ? v : '[redacted]']),
+  );
+  return { ...settings, credentials };
+}

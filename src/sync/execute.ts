@@ -1,0 +1,116 @@
+import { createConnector } from '../../connectors/index.js';
+import type { AppContext } from '../context.js';
+import { getDistrict, type District } from '../districts/repository.js';
+import { evaluateGuards } from '../reconcile/guards.js';
+import { reconcile } from '../reconcile/reconcile.js';
+import type { Plan } from '../reconcile/types.js';
+import { applyPlan } from './apply.js';
+import { loadLocalState } from './local-state.js';
+import { claimRun, lockDistrict, updateRun, type ClaimResult } from './runs.js';
+import { clearStage, loadSnapshot, stageBatch } from './stage.js';
+
+export interface Progress {
+  phase: string;
+  pages?: number;
+  records?: number;
+  resource?: string;
+}
+
+export interface ExecuteHooks {
+  onProgress?: (progress: Progress) => void | Promise<void>;
+  signal?: AbortSignal;
+  /** Test seam: called between fetch and apply (where a worker crash is simulated). */
+  beforeApply?: () => Promise<void>;
+}
+
+export type ExecuteOutcome = ClaimResult['outcome'] | 'done';
+
+const today = (d: Date) => d.toISOString().slice(0, 10);
+
+/**
+ * One run, start to end: fetch the provider's snapshot into the stage (unless a
+ * previous attempt already staged it), reconcile it against the district, and
+ * either hold it or apply it, all in one transaction with the run's final row.
+ */
+export async function executeRun(ctx: AppContext, runId: string, hooks: ExecuteHooks = {}): Promise<ExecuteOutcome> {
+  const claim = await claimRun(ctx.db, runId);
+  if (claim.outcome !== 'claimed') return claim.outcome;
+  const run = claim.run;
+  const log = ctx.logger.child({ districtId: run.district_id, runId });
+  const report = async (p: Progress) => {
+    await updateRun(ctx.db, runId, { phase: p.phase, progress: { ...p } });
+    await hooks.onProgress?.(p);
+  };
+  try {
+    const district = await getDistrict(ctx.db, run.district_id);
+    // The run records which kind of snapshot it reconciles: complete (absence
+    // means departure) or a delta.
+    const complete = createConnector(district.settings, log).isComplete({ full: run.full_snapshot });
+    if (complete !== run.full_snapshot) await ctx.db.updateTable('sync_runs').set({ full_snapshot: complete }).where('id', '=', runId).execute();
+    if (!run.staged_at) {
+      log.info({ attempt: run.attempts, provider: district.provider }, 'fetching roster snapshot');
+      await fetchIntoStage(ctx, district, runId, complete, report, hooks.signal);
+    } else {
+      log.info({ attempt: run.attempts }, 'snapshot already staged; resuming at reconcile');
+    }
+    await report({ phase: 'reconcile' });
+    const snapshot = await loadSnapshot(ctx.db, runId, complete);
+    await hooks.beforeApply?.();
+
+    await ctx.db.transaction().execute(async (trx) => {
+      await lockDistrict(trx, district.id);
+      const local = await loadLocalState(trx, district.id);
+      const plan = reconcile(snapshot, local, { asOf: today(run.started_at ?? new Date()) });
+      const verdict = run.approved ? { held: false as const } : evaluateGuards(plan.stats, district.guard);
+      const summary = { ...plan.stats, ...(verdict.held ? { held: true, reason: verdict.reason, threshold: verdict.threshold } : { held: false }) };
+      if (run.dry_run) {
+        await updateRun(trx, runId, { status: 'SUCCEEDED', phase: 'done', counts: plan.counts, guard: summary, finished: true });
+        await clearStage(trx, runId);
+        log.info({ counts: plan.counts, wouldHold: verdict.held }, 'dry run: plan computed, nothing applied');
+        return;
+      }
+      if (verdict.held) {
+        // The stage is kept: approving the run applies exactly this snapshot.
+        await updateRun(trx, runId, { status: 'HELD', phase: 'held', counts: plan.counts, guard: summary, error: verdict.reason, finished: true });
+        log.warn({ counts: plan.counts, reason: verdict.reason }, 'run held for review');
+        return;
+      }
+      await report({ phase: 'apply' });
+      await applyPlan(trx, { districtId: district.id, provider: district.provider, runId }, plan);
+      await updateRun(trx, runId, { status: 'SUCCEEDED', phase: 'done', counts: plan.counts, guard: summary, error: null, finished: true });
+      await clearStage(trx, runId);
+      log.info({ counts: plan.counts }, 'run applied');
+    });
+    return 'done';
+  } catch (err) {
+    const message = (err as Error).message || String(err);
+    log.error({ err: message }, 'run failed; nothing was applied');
+    await updateRun(ctx.db, runId, { status: 'FAILED', phase: 'failed', error: message, finished: true });
+    await clearStage(ctx.db, runId).catch(() => undefined);
+    return 'done';
+  }
+}
+
+async function fetchIntoStage(ctx: AppContext, district: District, runId: string, full: boolean, report: (p: Progress) => Promise<void>, signal?: AbortSignal): Promise<void> {
+  // A half-staged snapshot from a dead attempt cannot be trusted to be whole: start over.
+  await clearStage(ctx.db, runId);
+  const connector = createConnector(district.settings, ctx.logger.child({ districtId: district.id, runId }));
+  let last = 0;
+  let progress: Progress = { phase: 'fetch', pages: 0, records: 0 };
+  await report(progress);
+  for await (const batch of connector.fetch({
+    full,
+    signal,
+    onPage: (p) => { progress = { phase: 'fetch', ...p }; },
+  })) {
+    await stageBatch(ctx.db, runId, batch);
+    if (Date.now() - last > 250) {
+      last = Date.now();
+      await report(progress);
+    }
+  }
+  await report(progress);
+  await updateRun(ctx.db, runId, { phase: 'staged', stagedAt: new Date() });
+}
+
+export type { Plan };

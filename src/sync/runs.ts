@@ -1,0 +1,129 @@
+import { sql } from 'kysely';
+import type { Db } from '../../db/connection.js';
+import type { RunStatus, SyncRunRow } from '../../db/schema.js';
+import { zeroCounts, type RunCounts } from '../domain/model.js';
+import { NotFoundError } from '../districts/repository.js';
+
+export type RunTrigger = 'cli' | 'api' | 'schedule' | 'webhook' | 'ops:remove-student' | 'ops:license-change';
+
+/** The run as the CLI and HTTP API show it (the contract's shape, plus extras). */
+export interface RunView {
+  id: string;
+  districtId: string;
+  status: RunStatus;
+  dryRun: boolean;
+  full: boolean;
+  trigger: string;
+  approved: boolean;
+  phase: string | null;
+  progress: Record<string, unknown> | null;
+  counts: RunCounts;
+  guard: Record<string, unknown> | null;
+  error: string | null;
+  attempts: number;
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+  durationMs: number | null;
+}
+
+export function toRunView(row: SyncRunRow): RunView {
+  return {
+    id: row.id,
+    districtId: row.district_id,
+    status: row.status,
+    dryRun: row.dry_run,
+    full: row.full_snapshot,
+    trigger: row.trigger,
+    approved: row.approved,
+    phase: row.phase,
+    progress: row.progress,
+    counts: { ...zeroCounts(), ...(row.counts ?? {}) },
+    guard: row.guard,
+    error: row.error,
+    attempts: row.attempts,
+    createdAt: row.created_at.toISOString(),
+    startedAt: row.started_at?.toISOString() ?? null,
+    finishedAt: row.finished_at?.toISOString() ?? null,
+    durationMs: row.started_at && row.finished_at ? row.finished_at.getTime() - row.started_at.getTime() : null,
+  };
+}
+
+export const isFinished = (status: RunStatus) => status === 'SUCCEEDED' || status === 'FAILED' || status === 'HELD';
+
+/** Serialises everything one district does, across processes, for one transaction. */
+export async function lockDistrict(db: Db, districtId: string): Promise<void> {
+  await sql`SELECT pg_advisory_xact_lock(hashtext('rostersync:district'), hashtext(${districtId}))`.execute(db);
+}
+
+export async function getRun(db: Db, runId: string): Promise<SyncRunRow> {
+  if (!/^[0-9a-f-]{36}$/i.test(runId)) throw new NotFoundError(`'${runId}' is not a run id`);
+  const row = await db.selectFrom('sync_runs').selectAll().where('id', '=', runId).executeTakeFirst();
+  if (!row) throw new NotFoundError(`unknown run '${runId}'`);
+  return row;
+}
+
+export async function listRuns(db: Db, districtId: string, limit = 20): Promise<SyncRunRow[]> {
+  return db.selectFrom('sync_runs').selectAll().where('district_id', '=', districtId).orderBy('created_at', 'desc').limit(limit).execute();
+}
+
+/**
+ * A trigger while a run of the same kind is still queued joins that run instead
+ * of queueing another: the queued run will fetch a fresh snapshot anyway.
+ */
+export async function createOrCoalesceRun(db: Db, opts: { districtId: string; trigger: RunTrigger; dryRun: boolean; full: boolean }): Promise<{ run: SyncRunRow; coalesced: boolean }> {
+  return db.transaction().execute(async (trx) => {
+    await lockDistrict(trx, opts.districtId);
+    const queued = await trx.selectFrom('sync_runs').selectAll()
+      .where('district_id', '=', opts.districtId).where('status', '=', 'QUEUED')
+      .where('dry_run', '=', opts.dryRun).where('approved', '=', false)
+      .orderBy('created_at').executeTakeFirst();
+    if (queued) {
+      if (opts.full && !queued.full_snapshot) {
+        const upgraded = await trx.updateTable('sync_runs').set({ full_snapshot: true }).where('id', '=', queued.id).returningAll().executeTakeFirstOrThrow();
+        return { run: upgraded, coalesced: true };
+      }
+      return { run: queued, coalesced: true };
+    }
+    const run = await trx.insertInto('sync_runs').values({
+      district_id: opts.districtId, trigger: opts.trigger, status: 'QUEUED', dry_run: opts.dryRun, full_snapshot: opts.full, phase: 'queued',
+    }).returningAll().executeTakeFirstOrThrow();
+    return { run, coalesced: false };
+  });
+}
+
+export type ClaimResult = { outcome: 'claimed'; run: SyncRunRow } | { outcome: 'busy'; blockedBy: string } | { outcome: 'finished'; run: SyncRunRow };
+
+/**
+ * Moves a run to RUNNING unless another run of its district is RUNNING. A run
+ * already RUNNING is re-claimed: the queue hands a job to a new worker only
+ * when its previous worker stopped holding it, so the old attempt is dead.
+ */
+export async function claimRun(db: Db, runId: string): Promise<ClaimResult> {
+  return db.transaction().execute(async (trx) => {
+    const run = await getRun(trx, runId);
+    await lockDistrict(trx, run.district_id);
+    const current = await getRun(trx, runId);
+    if (current.status !== 'QUEUED' && current.status !== 'RUNNING') return { outcome: 'finished', run: current };
+    const other = await trx.selectFrom('sync_runs').select('id')
+      .where('district_id', '=', current.district_id).where('status', '=', 'RUNNING').where('id', '!=', runId).executeTakeFirst();
+    if (other) return { outcome: 'busy', blockedBy: other.id };
+    const claimed = await trx.updateTable('sync_runs')
+      .set({ status: 'RUNNING', started_at: current.started_at ?? new Date(), attempts: sql`attempts + 1`, error: null })
+      .where('id', '=', runId).returningAll().executeTakeFirstOrThrow();
+    return { outcome: 'claimed', run: claimed };
+  });
+}
+
+export async function updateRun(db: Db, runId: string, patch: { status?: RunStatus; phase?: string; progress?: Record<string, unknown>; counts?: RunCounts; guard?: Record<string, unknown> | null; error?: string | null; stagedAt?: Date; finished?: boolean }): Promise<void> {
+  await db.updateTable('sync_runs').set({
+    ...(patch.status ? { status: patch.status } : {}),
+    ...(patch.phase ? { phase: patch.phase } : {}),
+    ...(patch.progress ? { progress: JSON.stringify(patch.progress) } : {}),
+    ...(patch.counts ? { counts: JSON.stringify(patch.counts) } : {}),
+    ...(patch.guard !== undefined ? { guard: patch.guard === null ? null : JSON.stringify(patch.guard) } : {}),
+    ...(patch.error !== undefined ? { error: patch.error } : {}),
+    ...(patch.stagedAt ? { staged_at: patch.stagedAt } : {}),
+    ...(patch.finished ? { finished_at: new Date() } : {}),
+  }).where('id', '=', runId).execute();
+}
