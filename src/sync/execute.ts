@@ -3,7 +3,7 @@ import type { AppContext } from '../context.js';
 import { getDistrict, type District } from '../districts/repository.js';
 import { evaluateGuards } from '../reconcile/guards.js';
 import { reconcile } from '../reconcile/reconcile.js';
-import type { Plan } from '../reconcile/types.js';
+import type { Plan, Snapshot } from '../reconcile/types.js';
 import { applyPlan } from './apply.js';
 import { loadLocalState } from './local-state.js';
 import { claimRun, lockDistrict, updateRun, type ClaimResult } from './runs.js';
@@ -57,30 +57,11 @@ export async function executeRun(ctx: AppContext, runId: string, hooks: ExecuteH
     const snapshot = await loadSnapshot(ctx.db, runId, complete);
     await hooks.beforeApply?.();
 
-    await ctx.db.transaction().execute(async (trx) => {
-      await lockDistrict(trx, district.id);
-      const local = await loadLocalState(trx, district.id);
-      const plan = reconcile(snapshot, local, { asOf: today(run.started_at ?? new Date()) });
-      const verdict = run.approved ? { held: false as const } : evaluateGuards(plan.stats, district.guard);
-      const summary = { ...plan.stats, ...(verdict.held ? { held: true, reason: verdict.reason, threshold: verdict.threshold } : { held: false }) };
-      if (run.dry_run) {
-        await updateRun(trx, runId, { status: 'SUCCEEDED', phase: 'done', counts: plan.counts, guard: summary, finished: true });
-        await clearStage(trx, runId);
-        log.info({ counts: plan.counts, wouldHold: verdict.held }, 'dry run: plan computed, nothing applied');
-        return;
-      }
-      if (verdict.held) {
-        // The stage is kept: approving the run applies exactly this snapshot.
-        await updateRun(trx, runId, { status: 'HELD', phase: 'held', counts: plan.counts, guard: summary, error: verdict.reason, finished: true });
-        log.warn({ counts: plan.counts, reason: verdict.reason }, 'run held for review');
-        return;
-      }
-      await report({ phase: 'apply' });
-      await applyPlan(trx, { districtId: district.id, provider: district.provider, runId }, plan);
-      await updateRun(trx, runId, { status: 'SUCCEEDED', phase: 'done', counts: plan.counts, guard: summary, error: null, finished: true });
-      await clearStage(trx, runId);
-      log.info({ counts: plan.counts }, 'run applied');
+    const outcome = await reconcileAndApply(ctx, district, snapshot, {
+      runId, asOf: today(run.started_at ?? new Date()), dryRun: run.dry_run, approved: run.approved,
+      beforeApply: () => report({ phase: 'apply' }),
     });
+    log.info({ counts: outcome.plan.counts, status: outcome.status }, outcome.status === 'HELD' ? 'run held for review' : run.dry_run ? 'dry run: plan computed, nothing applied' : 'run applied');
     return 'done';
   } catch (err) {
     const message = (err as Error).message || String(err);
@@ -89,6 +70,46 @@ export async function executeRun(ctx: AppContext, runId: string, hooks: ExecuteH
     await clearStage(ctx.db, runId).catch(() => undefined);
     return 'done';
   }
+}
+
+export interface ApplyOptions {
+  runId: string;
+  asOf: string;
+  dryRun: boolean;
+  /** An approved run skips the guards: someone looked at it and said yes. */
+  approved: boolean;
+  beforeApply?: () => Promise<void>;
+}
+
+/**
+ * The reconcile step of a run, in one transaction under the district lock:
+ * read local state, plan, then record the run as dry-run, HELD or applied,
+ * together with the changes. Nothing is half-written whatever happens.
+ */
+export async function reconcileAndApply(ctx: AppContext, district: District, snapshot: Snapshot, opts: ApplyOptions): Promise<{ status: 'SUCCEEDED' | 'HELD'; plan: Plan }> {
+  const { runId } = opts;
+  return ctx.db.transaction().execute(async (trx) => {
+    await lockDistrict(trx, district.id);
+    const local = await loadLocalState(trx, district.id);
+    const plan = reconcile(snapshot, local, { asOf: opts.asOf });
+    const verdict = opts.approved ? { held: false as const } : evaluateGuards(plan.stats, district.guard);
+    const guard = { ...plan.stats, ...(verdict.held ? { held: true, reason: verdict.reason, threshold: verdict.threshold } : { held: false }) };
+    if (opts.dryRun) {
+      await updateRun(trx, runId, { status: 'SUCCEEDED', phase: 'done', counts: plan.counts, guard, finished: true });
+      await clearStage(trx, runId);
+      return { status: 'SUCCEEDED', plan };
+    }
+    if (verdict.held) {
+      // The stage is kept: approving the run applies exactly this snapshot.
+      await updateRun(trx, runId, { status: 'HELD', phase: 'held', counts: plan.counts, guard, error: verdict.reason, finished: true });
+      return { status: 'HELD', plan };
+    }
+    await opts.beforeApply?.();
+    await applyPlan(trx, { districtId: district.id, provider: district.provider, runId }, plan);
+    await updateRun(trx, runId, { status: 'SUCCEEDED', phase: 'done', counts: plan.counts, guard, error: null, finished: true });
+    await clearStage(trx, runId);
+    return { status: 'SUCCEEDED', plan };
+  });
 }
 
 async function fetchIntoStage(ctx: AppContext, district: District, runId: string, full: boolean, report: (p: Progress) => Promise<void>, signal?: AbortSignal): Promise<void> {
@@ -113,4 +134,3 @@ async function fetchIntoStage(ctx: AppContext, district: District, runId: string
   await updateRun(ctx.db, runId, { phase: 'staged', stagedAt: new Date() });
 }
 
-export type { Plan };

@@ -1,0 +1,57 @@
+import { sql } from 'kysely';
+import type { Db } from '../db/connection.js';
+import type { UserStatus } from '../db/schema.js';
+import { getDistrict } from './districts/repository.js';
+
+export interface UserView {
+  id: string;
+  sourcedId: string;
+  role: string;
+  status: UserStatus;
+  givenName: string;
+  familyName: string;
+  email: string | null;
+  username: string | null;
+  grades: string[];
+  /** Active class memberships, as class sourcedIds. */
+  classes: string[];
+  /** Products the user holds a seat of. */
+  products: string[];
+  /** Products the user is wait-listed for. */
+  waitlisted: string[];
+}
+
+export async function listUsers(db: Db, districtId: string, filter: { status?: UserStatus } = {}): Promise<UserView[]> {
+  await getDistrict(db, districtId);
+  const rows = await sql<UserView>`
+    SELECT u.id, u.sourced_id AS "sourcedId", u.role, u.status, u.given_name AS "givenName", u.family_name AS "familyName",
+      u.email, u.username, u.grades,
+      COALESCE((SELECT array_agg(c.sourced_id ORDER BY c.sourced_id) FROM enrollments e JOIN classes c ON c.id = e.class_id
+                WHERE e.user_id = u.id AND e.ended_at IS NULL), '{}') AS classes,
+      COALESCE((SELECT array_agg(p.product ORDER BY p.product) FROM seat_assignments s JOIN license_pools p ON p.id = s.pool_id
+                WHERE s.user_id = u.id AND s.released_at IS NULL), '{}') AS products,
+      COALESCE((SELECT array_agg(p.product ORDER BY p.product) FROM waitlist w JOIN license_pools p ON p.id = w.pool_id
+                WHERE w.user_id = u.id), '{}') AS waitlisted
+    FROM users u
+    WHERE u.district_id = ${districtId} ${filter.status ? sql`AND u.status = ${filter.status}` : sql``}
+    ORDER BY u.role, u.family_name, u.given_name, u.sourced_id`.execute(db);
+  return rows.rows;
+}
+
+export interface LicenseView {
+  product: string;
+  seats: number;
+  assigned: number;
+  waitlisted: number;
+  scope: { schools: string[]; grades: string[]; courses: string[] };
+}
+
+export async function listLicenses(db: Db, districtId: string): Promise<LicenseView[]> {
+  await getDistrict(db, districtId);
+  const rows = await sql<LicenseView>`
+    SELECT p.product, p.seats, p.scope,
+      (SELECT count(*)::int FROM seat_assignments s WHERE s.pool_id = p.id AND s.released_at IS NULL) AS assigned,
+      (SELECT count(*)::int FROM waitlist w WHERE w.pool_id = p.id) AS waitlisted
+    FROM license_pools p WHERE p.district_id = ${districtId} ORDER BY p.product`.execute(db);
+  return rows.rows;
+}

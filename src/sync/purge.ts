@@ -1,0 +1,52 @@
+import { sql } from 'kysely';
+import type { AppContext } from '../context.js';
+import { getDistrict } from '../districts/repository.js';
+import { lockDistrict } from './runs.js';
+
+export interface PurgeResult {
+  districtId: string;
+  scope: 'deleted-users' | 'all-roster-data';
+  users: number;
+  enrollments: number;
+  seats: number;
+  classes: number;
+}
+
+/**
+ * The only path to hard deletion (the summer data wipe). `deleted-users` erases
+ * accounts already DELETED, with their enrollment and seat history;
+ * `all-roster-data` erases every roster record of the district but keeps the
+ * district, its settings and its license pools. Either way one audit record
+ * says who was erased, how many, and when.
+ */
+export async function purgeDistrict(ctx: AppContext, districtId: string, scope: PurgeResult['scope']): Promise<PurgeResult> {
+  await getDistrict(ctx.db, districtId);
+  return ctx.db.transaction().execute(async (trx) => {
+    await lockDistrict(trx, districtId);
+    const running = await trx.selectFrom('sync_runs').select('id').where('district_id', '=', districtId).where('status', 'in', ['RUNNING', 'QUEUED']).executeTakeFirst();
+    if (running) throw new Error(`district ${districtId} has run ${running.id} queued or running; purge when it has finished`);
+    const onlyDeleted = scope === 'deleted-users' ? sql`AND u.status = 'DELETED'` : sql``;
+    const victims = sql`SELECT u.id FROM users u WHERE u.district_id = ${districtId} ${onlyDeleted}`;
+    const count = async (q: ReturnType<typeof sql>) => Number((await sql<{ n: number }>`SELECT count(*)::int AS n FROM (${q}) x`.execute(trx)).rows[0]?.n ?? 0);
+    const result: PurgeResult = {
+      districtId,
+      scope,
+      users: await count(victims),
+      enrollments: await count(sql`SELECT 1 FROM enrollments WHERE user_id IN (${victims})`),
+      seats: await count(sql`SELECT 1 FROM seat_assignments WHERE user_id IN (${victims})`),
+      classes: scope === 'all-roster-data' ? await count(sql`SELECT 1 FROM classes WHERE district_id = ${districtId}`) : 0,
+    };
+    // Enrollments, seats and wait-list rows go with their users (ON DELETE CASCADE).
+    await sql`DELETE FROM users u WHERE u.district_id = ${districtId} ${onlyDeleted}`.execute(trx);
+    if (scope === 'all-roster-data') {
+      for (const table of ['classes', 'courses', 'terms', 'schools']) {
+        await sql`DELETE FROM ${sql.table(table)} WHERE district_id = ${districtId}`.execute(trx);
+      }
+    }
+    await trx.insertInto('audit_log').values({
+      district_id: districtId, run_id: null, entity: 'district', entity_key: districtId, action: 'purge', detail: JSON.stringify(result),
+    }).execute();
+    ctx.logger.warn({ ...result }, 'district roster data purged');
+    return result;
+  });
+}
