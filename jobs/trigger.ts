@@ -28,7 +28,7 @@ export async function approveRun(ctx: AppContext, runId: string) {
     .set({ status: 'QUEUED', approved: true, phase: 'queued', error: null, finished_at: null })
     .where('id', '=', runId).where('status', '=', 'HELD').returningAll().executeTakeFirst();
   if (!updated) throw new ApprovalError(`run ${runId} changed while approving; look at it again`);
-  await syncQueue(ctx).add('run', { type: 'run', runId }, { jobId: `${runId}:approved` });
+  await syncQueue(ctx).add('run', { type: 'run', runId }, { jobId: `${runId}-approved` });
   ctx.logger.info({ districtId: run.district_id, runId }, 'held run approved');
   return updated;
 }
