@@ -19,6 +19,7 @@ export interface TestEnv {
   /** Environment for child processes that must see the same database and queue. */
   env: Record<string, string>;
   startWorker(hooks?: ExecuteHooks): Worker;
+  stopWorkers(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -52,6 +53,9 @@ export async function createTestEnv(overrides: Record<string, string> = {}): Pro
       const worker = createSyncWorker(ctx, { hooks });
       workers.push(worker);
       return worker;
+    },
+    async stopWorkers() {
+      await Promise.all(workers.splice(0).map((w) => w.close()));
     },
     async close() {
       await Promise.all(workers.map((w) => w.close()));

@@ -1,0 +1,66 @@
+import type { FakeCleverServer } from '../fixtures/clever/server.js';
+import { syncQueue } from '../jobs/queues.js';
+import { triggerSync } from '../jobs/trigger.js';
+import { waitForRun } from '../src/sync/wait.js';
+import { createTestEnv, type TestEnv } from './helpers/context.js';
+import { addCleverDistrict, startClever } from './helpers/district.js';
+
+let t: TestEnv;
+let server: FakeCleverServer;
+
+beforeAll(async () => {
+  t = await createTestEnv();
+  server = await startClever({ seed: 5, schools: 2, students: 60, sections: 8, enrollmentsPerStudent: 2 });
+  await addCleverDistrict(t.ctx, 'q1', server);
+  await addCleverDistrict(t.ctx, 'q2', server);
+});
+afterAll(async () => {
+  await server.stop();
+  await t.close();
+});
+
+test('triggers while a run is queued join it: one run, one job', async () => {
+  const a = await triggerSync(t.ctx, 'q1', { trigger: 'cli' });
+  const b = await triggerSync(t.ctx, 'q1', { trigger: 'api' });
+  const c = await triggerSync(t.ctx, 'q1', { trigger: 'schedule', full: true });
+  expect(a.coalesced).toBe(false);
+  expect([b.coalesced, c.coalesced]).toEqual([true, true]);
+  expect(new Set([a.run.id, b.run.id, c.run.id]).size).toBe(1);
+  // A dry run is a different question and gets its own run.
+  const dry = await triggerSync(t.ctx, 'q1', { trigger: 'cli', dryRun: true });
+  expect(dry.run.id).not.toBe(a.run.id);
+  expect(await syncQueue(t.ctx).getWaitingCount()).toBe(2);
+
+  t.startWorker();
+  const done = await waitForRun(t.ctx.db, a.run.id, { timeoutMs: 30000, intervalMs: 50 });
+  expect(done.status).toBe('SUCCEEDED');
+  expect((await waitForRun(t.ctx.db, dry.run.id, { timeoutMs: 30000, intervalMs: 50 })).status).toBe('SUCCEEDED');
+  const runs = await t.ctx.db.selectFrom('sync_runs').select('id').where('district_id', '=', 'q1').execute();
+  expect(runs).toHaveLength(2);
+});
+
+test('two runs of one district never overlap, even with spare workers; other districts run alongside', async () => {
+  t.startWorker();
+  // Slow pages keep the first run busy long enough for the second to try to start.
+  server.faults.push({ path: '/v3.0/users', delayMs: 400, times: 4 });
+  const first = await triggerSync(t.ctx, 'q1', { trigger: 'cli' });
+  await waitForPhase(first.run.id, 'RUNNING');
+  const second = await triggerSync(t.ctx, 'q1', { trigger: 'cli' });
+  const other = await triggerSync(t.ctx, 'q2', { trigger: 'cli' });
+  expect(second.coalesced).toBe(false);
+  const [r1, r2, r3] = await Promise.all([first, second, other].map((x) => waitForRun(t.ctx.db, x.run.id, { timeoutMs: 30000, intervalMs: 50 })));
+  expect([r1!.status, r2!.status, r3!.status]).toEqual(['SUCCEEDED', 'SUCCEEDED', 'SUCCEEDED']);
+  expect(Date.parse(r2!.startedAt!)).toBeGreaterThanOrEqual(Date.parse(r1!.finishedAt!));
+  // q2 did not wait for q1.
+  expect(Date.parse(r3!.startedAt!)).toBeLessThan(Date.parse(r1!.finishedAt!));
+});
+
+async function waitForPhase(runId: string, status: string): Promise<void> {
+  const deadline = Date.now() + 10000;
+  while (Date.now() < deadline) {
+    const row = await t.ctx.db.selectFrom('sync_runs').select('status').where('id', '=', runId).executeTakeFirstOrThrow();
+    if (row.status === status) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`run ${runId} never reached ${status}`);
+}
