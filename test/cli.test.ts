@@ -1,0 +1,144 @@
+import type { FakeCleverServer } from '../fixtures/clever/server.js';
+import { createTestEnv, type TestEnv } from './helpers/context.js';
+import { startClever } from './helpers/district.js';
+import { runCli } from './helpers/cli.js';
+
+let t: TestEnv;
+let server: FakeCleverServer;
+const cli = (...args: string[]) => runCli(t.env, args);
+const RUN_KEYS = ['id', 'districtId', 'status', 'dryRun', 'counts', 'error'];
+const COUNT_KEYS = ['usersCreated', 'usersUpdated', 'usersDeleted', 'usersReactivated', 'enrollmentsAdded', 'enrollmentsEnded', 'seatsAssigned', 'seatsReleased', 'seatsWaitlisted'];
+
+beforeAll(async () => {
+  t = await createTestEnv();
+  server = await startClever({ seed: 3, schools: 2, students: 80, sections: 10, enrollmentsPerStudent: 2 });
+});
+afterAll(async () => {
+  await server.stop();
+  await t.close();
+});
+
+test('bad flags are refused with a clear error, exit 2, and nothing saved', async () => {
+  const badProvider = await cli('district', 'add', 'x', '--provider', 'blackboard', '--base-url', server.url, '--json');
+  expect(badProvider.code).toBe(2);
+  expect(badProvider.json).toEqual({ error: expect.stringContaining('--provider: must be one of clever, classlink, canvas, schoology') });
+
+  const noToken = await cli('district', 'add', 'x', '--provider', 'clever', '--base-url', server.url, '--json');
+  expect(noToken.code).toBe(2);
+  expect((noToken.json as { error: string }).error).toContain('Clever needs --token');
+
+  const badUrl = await cli('district', 'add', 'x', '--provider', 'clever', '--base-url', 'not a url', '--token', 'T', '--json');
+  expect(badUrl.code).toBe(2);
+  expect((badUrl.json as { error: string }).error).toBe('--base-url: must be an http(s) URL');
+
+  const badCron = await cli('district', 'add', 'x', '--provider', 'clever', '--base-url', server.url, '--token', 'T', '--schedule', 'every day', '--json');
+  expect(badCron.code).toBe(2);
+  expect((badCron.json as { error: string }).error).toContain('cron');
+
+  const unsupported = await cli('district', 'add', 'x', '--provider', 'canvas', '--base-url', 'https://canvas.example/api/v1', '--token', 'T', '--json');
+  expect(unsupported.code).toBe(2);
+  expect((unsupported.json as { error: string }).error).toContain("provider 'canvas' has no connector yet");
+
+  const missing = await cli('district', 'add', '--json');
+  expect(missing.code).toBe(2);
+  expect(missing.json).toEqual({ error: "required option '--provider <provider>' not specified" });
+
+  const list = await cli('district', 'list', '--json');
+  expect(list.json).toEqual([]);
+});
+
+test('a district is rostered through the CLI, with the contract JSON shapes', async () => {
+  const add = await cli('district', 'add', 'cli-d', '--provider', 'clever', '--base-url', server.url, '--token', server.token, '--page-size', '30', '--json');
+  expect(add.code).toBe(0);
+  expect(add.stdout).not.toContain(server.token);
+  const list = await cli('district', 'list', '--json');
+  expect(list.json).toEqual([expect.objectContaining({ id: 'cli-d', provider: 'clever', baseUrl: server.url, settings: expect.objectContaining({ credentials: { token: '[redacted]' } }) })]);
+  expect(list.stdout).not.toContain(server.token);
+
+  expect((await cli('license', 'set', 'cli-d', '--product', 'READ', '--seats', '-1', '--json')).code).toBe(2);
+  expect((await cli('license', 'set', 'cli-d', '--product', 'READ', '--seats', '50', '--json')).code).toBe(0);
+
+  const sync = await cli('sync', 'cli-d', '--wait', '--json');
+  expect(sync.code).toBe(0);
+  const run = sync.json as Record<string, unknown> & { counts: Record<string, number> };
+  for (const key of RUN_KEYS) expect(run).toHaveProperty(key);
+  for (const key of COUNT_KEYS) expect(typeof run.counts[key]).toBe('number');
+  expect(run).toMatchObject({ districtId: 'cli-d', status: 'SUCCEEDED', dryRun: false, error: null });
+  expect(run.counts).toMatchObject({ usersCreated: 80 + server.district.teachers.size, seatsAssigned: 50, seatsWaitlisted: 30 });
+  // No worker was running: the CLI said so and processed the run itself.
+  expect(sync.stderr).toContain('no rostersync worker is running');
+
+  const runs = await cli('runs', 'cli-d', '--json');
+  expect((runs.json as { id: string }[]).map((r) => r.id)).toContain(run.id);
+  const one = await cli('run', String(run.id), '--json');
+  expect(one.json).toMatchObject({ id: run.id, status: 'SUCCEEDED' });
+
+  const users = (await cli('users', 'cli-d', '--status', 'ACTIVE', '--json')).json as Record<string, unknown>[];
+  expect(users).toHaveLength(80 + server.district.teachers.size);
+  const aStudent = users.find((u) => u.role === 'student' && (u.products as string[]).length)!;
+  expect(Object.keys(aStudent)).toEqual(expect.arrayContaining(['id', 'sourcedId', 'role', 'status', 'givenName', 'familyName', 'email', 'classes', 'products']));
+  expect(aStudent.products).toEqual(['READ']);
+  expect(aStudent.classes).toEqual(server.district.sectionsOf(String(aStudent.sourcedId)).map((s) => s.id).sort());
+
+  const licenses = await cli('licenses', 'cli-d', '--json');
+  expect(licenses.json).toEqual([expect.objectContaining({ product: 'READ', seats: 50, assigned: 50, waitlisted: 30 })]);
+
+  const removed = await cli('remove-student', 'cli-d', String(aStudent.sourcedId), '--json');
+  expect(removed.code).toBe(0);
+  expect(removed.json).toMatchObject({ status: 'SUCCEEDED', counts: { usersDeleted: 1, seatsReleased: 1, seatsAssigned: 1 } });
+  const deleted = (await cli('users', 'cli-d', '--status', 'DELETED', '--json')).json as Record<string, unknown>[];
+  expect(deleted).toEqual([expect.objectContaining({ id: aStudent.id, status: 'DELETED', classes: [], products: [] })]);
+
+  // One wait-listed student took the freed seat.
+  const human = await cli('licenses', 'cli-d');
+  expect(human.stdout).toMatch(/READ\s+50\s+50\s+29/);
+});
+
+test('a mass deletion exits 3 (HELD) and approve applies it', async () => {
+  // Students ops has not touched (ops removed one of the first few above).
+  const ids = [...server.district.students.keys()].slice(40, 70);
+  for (const id of ids) server.district.removeStudent(id);
+  const held = await cli('sync', 'cli-d', '--wait', '--json');
+  expect(held.code).toBe(3);
+  expect(held.json).toMatchObject({ status: 'HELD', counts: { usersDeleted: 30 }, error: expect.stringContaining('threshold') });
+  const users = (await cli('users', 'cli-d', '--status', 'DELETED', '--json')).json as unknown[];
+  expect(users).toHaveLength(1);
+
+  const approved = await cli('approve', String((held.json as { id: string }).id), '--json');
+  expect(approved.code).toBe(0);
+  // The student ops removed is still rostered by the provider, so this snapshot brings them back.
+  expect(approved.json).toMatchObject({ status: 'SUCCEEDED', counts: { usersDeleted: 30, usersReactivated: 1 } });
+  expect(((await cli('users', 'cli-d', '--status', 'DELETED', '--json')).json as unknown[])).toHaveLength(30);
+});
+
+test('failures print { error } and exit non-zero, and change nothing', async () => {
+  const before = (await cli('users', 'cli-d', '--json')).stdout;
+  const unknown = await cli('sync', 'nowhere', '--wait', '--json');
+  expect(unknown.code).toBe(1);
+  expect(unknown.json).toEqual({ error: "unknown district 'nowhere' (see `rostersync district list`)" });
+  expect(await cli('run', 'not-a-run', '--json')).toMatchObject({ code: 1, json: { error: "'not-a-run' is not a run id" } });
+  expect(await cli('users', 'cli-d', '--status', 'GONE', '--json')).toMatchObject({ code: 2, json: { error: expect.stringContaining('ACTIVE or DELETED') } });
+  expect(await cli('purge', 'cli-d', '--json')).toMatchObject({ code: 2, json: { error: expect.stringContaining('--yes') } });
+  expect(await cli('remove-student', 'cli-d', 'nobody', '--json')).toMatchObject({ code: 1, json: { error: expect.stringContaining("no user 'nobody'") } });
+  const lastRun = ((await cli('runs', 'cli-d', '--json')).json as { id: string }[])[0]!;
+  expect(await cli('approve', lastRun.id, '--json')).toMatchObject({ code: 1, json: { error: expect.stringContaining('only a HELD run can be approved') } });
+  expect((await cli('users', 'cli-d', '--json')).stdout).toBe(before);
+});
+
+test('a provider that rejects the token fails the run with exit 1 and a readable reason', async () => {
+  await cli('district', 'add', 'cli-bad', '--provider', 'clever', '--base-url', server.url, '--token', 'wrong', '--json');
+  const run = await cli('sync', 'cli-bad', '--wait');
+  expect(run.code).toBe(1);
+  expect(run.stdout).toContain('FAILED');
+  expect(run.stdout).toContain('Clever refused our credentials (HTTP 401)');
+});
+
+test('purge erases roster data for good, keeps the district and pools, and audits it', async () => {
+  const purge = await cli('purge', 'cli-d', '--deleted-only', '--yes', '--json');
+  expect(purge.json).toMatchObject({ scope: 'deleted-users', users: 30 });
+  expect(((await cli('users', 'cli-d', '--status', 'DELETED', '--json')).json as unknown[])).toEqual([]);
+  expect(((await cli('users', 'cli-d', '--status', 'ACTIVE', '--json')).json as unknown[]).length).toBeGreaterThan(0);
+  const audit = await t.ctx.db.selectFrom('audit_log').selectAll().where('action', '=', 'purge').execute();
+  expect(audit).toEqual([expect.objectContaining({ district_id: 'cli-d', entity: 'district', detail: expect.objectContaining({ users: 30 }) })]);
+  expect((await cli('licenses', 'cli-d', '--json')).json).toEqual([expect.objectContaining({ product: 'READ', seats: 50 })]);
+});
