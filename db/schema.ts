@@ -121,9 +121,10 @@ export interface SyncRunsTable {
 
 export interface RunStageTable {
   run_id: string;
+  seq: number;
   kind: string;
-  sourced_id: string;
-  data: Json<unknown>;
+  records: number;
+  data: string;
 }
 
 export interface AuditLogTable {

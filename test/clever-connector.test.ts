@@ -24,7 +24,7 @@ async function fetchAll(pageSize: number) {
   const connector = new CleverConnector({ provider: 'clever', baseUrl: server.url, credentials: { token: 'TOKEN' }, pageSize, minRetryDelayMs: 5 }, silent);
   const batches: SnapshotBatch[] = [];
   for await (const b of connector.fetch({ full: true })) batches.push(b);
-  const all = <K extends SnapshotBatch['kind']>(kind: K) => batches.filter((b) => b.kind === kind).flatMap((b) => b.records);
+  const all = (kind: SnapshotBatch['kind']): unknown[] => batches.filter((b) => b.kind === kind).flatMap((b): unknown[] => b.records);
   return { batches, all };
 }
 

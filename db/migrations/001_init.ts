@@ -74,7 +74,8 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     )`.execute(db);
   // Ended enrollments are history; only one active membership per (user, class).
   await sql`CREATE UNIQUE INDEX enrollments_active ON enrollments (user_id, class_id) WHERE ended_at IS NULL`.execute(db);
-  await sql`CREATE INDEX enrollments_district_active ON enrollments (district_id) WHERE ended_at IS NULL`.execute(db);
+  // Also serves the keyset pages the reconcile step reads active enrollments in.
+  await sql`CREATE INDEX enrollments_district_active ON enrollments (district_id, id) WHERE ended_at IS NULL`.execute(db);
 
   await sql`
     CREATE TABLE license_pools (
@@ -135,10 +136,13 @@ export async function up(db: Kysely<unknown>): Promise<void> {
   await sql`
     CREATE TABLE run_stage (
       run_id uuid NOT NULL REFERENCES sync_runs(id) ON DELETE CASCADE,
+      seq integer NOT NULL,
       kind text NOT NULL,
-      sourced_id text NOT NULL,
-      data jsonb NOT NULL,
-      PRIMARY KEY (run_id, kind, sourced_id)
+      records integer NOT NULL,
+      -- One provider page of canonical records as JSON text: staging is a
+      -- hand-off between steps, never queried by field.
+      data text NOT NULL,
+      PRIMARY KEY (run_id, seq)
     )`.execute(db);
 
   await sql`

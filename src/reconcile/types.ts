@@ -17,6 +17,8 @@ export interface Snapshot {
 export interface LocalEntity<T> {
   record: T;
   retired: boolean;
+  /** The row's id, so the apply step writes by id rather than looking sourcedIds up again. */
+  id?: string;
 }
 
 export interface LocalUser {

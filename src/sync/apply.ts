@@ -1,11 +1,11 @@
-import { sql, type RawBuilder, type Transaction } from 'kysely';
+import { sql, type Transaction } from 'kysely';
 import type { Database } from '../../db/schema.js';
-import type { Plan } from '../reconcile/types.js';
+import type { LocalState, Plan } from '../reconcile/types.js';
 
 type Trx = Transaction<Database>;
 
 /** Rows per statement: large enough to amortise round trips, small enough to keep each statement's memory modest. */
-const CHUNK = 5000;
+const CHUNK = 10000;
 
 interface Scope { districtId: string; provider: string; runId: string | null }
 
@@ -15,19 +15,22 @@ function* chunks<T>(items: readonly T[], size = CHUNK): Generator<T[]> {
 
 const json = (rows: unknown[]) => sql`${JSON.stringify(rows)}::jsonb`;
 
-async function audit(trx: Trx, scope: Scope, entity: string, rows: { key: string; action: string; detail?: Record<string, unknown> }[]): Promise<void> {
+interface AuditRow { key: string; action: string; reason?: string }
+
+async function audit(trx: Trx, scope: Scope, entity: string, rows: AuditRow[]): Promise<void> {
   for (const part of chunks(rows)) {
     await sql`
       INSERT INTO audit_log (district_id, run_id, entity, entity_key, action, detail)
-      SELECT ${scope.districtId}, ${scope.runId}::uuid, ${entity}, r.key, r.action, r.detail
-      FROM jsonb_to_recordset(${json(part)}) AS r(key text, action text, detail jsonb)`.execute(trx);
+      SELECT ${scope.districtId}, ${scope.runId}::uuid, ${entity}, r.key, r.action,
+             CASE WHEN r.reason IS NULL THEN NULL ELSE jsonb_build_object('reason', r.reason) END
+      FROM unnest(${part.map((r) => r.key)}::text[], ${part.map((r) => r.action)}::text[], ${part.map((r) => r.reason ?? null)}::text[]) AS r(key, action, reason)`.execute(trx);
   }
 }
 
 const ENTITY_NAMES = { schools: 'school', terms: 'term', courses: 'course', classes: 'class' } as const;
 
 /** Columns each roster table takes from its canonical record, in SQL. */
-const ENTITY_COLUMNS: Record<'schools' | 'terms' | 'courses' | 'classes', { defs: string; names: string[]; from: (r: never) => Record<string, unknown> }> = {
+const ENTITY_COLUMNS: Record<keyof typeof ENTITY_NAMES, { defs: string; names: string[]; from: (r: never) => Record<string, unknown> }> = {
   schools: { defs: 'name text, identifier text', names: ['name', 'identifier'], from: (o: { name: string; identifier: string | null }) => ({ name: o.name, identifier: o.identifier }) },
   terms: { defs: 'title text, start_date date, end_date date', names: ['title', 'start_date', 'end_date'], from: (t: { title: string; startDate: string | null; endDate: string | null }) => ({ title: t.title, start_date: t.startDate, end_date: t.endDate }) },
   courses: { defs: 'title text, course_code text', names: ['title', 'course_code'], from: (c: { title: string; courseCode: string | null }) => ({ title: c.title, course_code: c.courseCode }) },
@@ -40,7 +43,8 @@ const ENTITY_COLUMNS: Record<'schools' | 'terms' | 'courses' | 'classes', { defs
   },
 };
 
-async function applyEntities(trx: Trx, scope: Scope, table: keyof typeof ENTITY_COLUMNS, changes: { create: { sourcedId: string }[]; update: { sourcedId: string }[]; retire: string[] }): Promise<void> {
+/** Upserts and retires roster entities; returns the ids of the rows it wrote, by sourcedId. */
+async function applyEntities(trx: Trx, scope: Scope, table: keyof typeof ENTITY_NAMES, changes: { create: { sourcedId: string }[]; update: { sourcedId: string }[]; retire: string[] }): Promise<Map<string, string>> {
   const cols = ENTITY_COLUMNS[table];
   const rows = [
     ...changes.create.map((r) => ({ sourced_id: r.sourcedId, action: 'create', ...cols.from(r as never) })),
@@ -49,12 +53,15 @@ async function applyEntities(trx: Trx, scope: Scope, table: keyof typeof ENTITY_
   const names = sql.raw(cols.names.join(', '));
   const fromR = sql.raw(cols.names.map((n) => `r.${n}`).join(', '));
   const setters = sql.raw(cols.names.map((n) => `${n} = EXCLUDED.${n}`).join(', '));
+  const ids = new Map<string, string>();
   for (const part of chunks(rows)) {
-    await sql`
+    const written = await sql<{ id: string; sourced_id: string }>`
       INSERT INTO ${sql.table(table)} (district_id, provider, sourced_id, status, ${names})
       SELECT ${scope.districtId}, ${scope.provider}, r.sourced_id, 'ACTIVE', ${fromR}
       FROM jsonb_to_recordset(${json(part)}) AS r(sourced_id text, ${sql.raw(cols.defs)})
-      ON CONFLICT (district_id, provider, sourced_id) DO UPDATE SET ${setters}, status = 'ACTIVE', updated_at = now()`.execute(trx);
+      ON CONFLICT (district_id, provider, sourced_id) DO UPDATE SET ${setters}, status = 'ACTIVE', updated_at = now()
+      RETURNING id, sourced_id`.execute(trx);
+    for (const w of written.rows) ids.set(w.sourced_id, w.id);
   }
   for (const part of chunks(changes.retire)) {
     await sql`
@@ -65,25 +72,33 @@ async function applyEntities(trx: Trx, scope: Scope, table: keyof typeof ENTITY_
     ...rows.map((r) => ({ key: r.sourced_id, action: r.action })),
     ...changes.retire.map((key) => ({ key, action: 'retire' })),
   ]);
+  return ids;
 }
 
-// Joins that turn the plan's sourcedIds back into row ids, always scoped to the district.
-const userJoin = (scope: Scope, column: RawBuilder<unknown>) =>
-  sql`users u ON u.district_id = ${scope.districtId} AND u.provider = ${scope.provider} AND u.sourced_id = ${column}`;
-const classJoin = (scope: Scope, column: RawBuilder<unknown>) =>
-  sql`classes c ON c.district_id = ${scope.districtId} AND c.provider = ${scope.provider} AND c.sourced_id = ${column}`;
-const poolJoin = (scope: Scope, column: RawBuilder<unknown>) =>
-  sql`license_pools p ON p.district_id = ${scope.districtId} AND p.product = ${column}`;
+/** sourcedId → row id, from what was there before the run and what the run just wrote. */
+function idResolver(kind: string, before: Iterable<[string, string | undefined]>, written: Map<string, string>): (sourcedId: string) => string {
+  const ids = new Map<string, string>();
+  for (const [sid, id] of before) if (id) ids.set(sid, id);
+  for (const [sid, id] of written) ids.set(sid, id);
+  return (sid) => {
+    const id = ids.get(sid);
+    // The reconciler only plans changes for rows that exist or that it creates.
+    if (!id) throw new Error(`internal: no ${kind} row for sourcedId ${sid}`);
+    return id;
+  };
+}
 
 /**
  * Writes a plan. Runs inside the caller's transaction: either all of a run's
- * changes land, with their audit rows, or none do.
+ * changes land, with their audit rows, or none do. Rows are addressed by id
+ * (known from the local state or returned by the upserts) and written with
+ * set-based statements over arrays, a chunk at a time.
  */
-export async function applyPlan(trx: Trx, scope: Scope, plan: Plan): Promise<void> {
+export async function applyPlan(trx: Trx, scope: Scope, plan: Plan, local: LocalState): Promise<void> {
   await applyEntities(trx, scope, 'schools', plan.orgs);
   await applyEntities(trx, scope, 'terms', plan.academicSessions);
   await applyEntities(trx, scope, 'courses', plan.courses);
-  await applyEntities(trx, scope, 'classes', plan.classes);
+  const classId = idResolver('class', [...local.classes].map(([sid, c]) => [sid, c.id]), await applyEntities(trx, scope, 'classes', plan.classes));
 
   const userRows = [
     ...plan.users.create.map((u) => ({ u, action: 'create' })),
@@ -93,94 +108,94 @@ export async function applyPlan(trx: Trx, scope: Scope, plan: Plan): Promise<voi
     sourced_id: u.sourcedId, action, role: u.role, given_name: u.givenName, family_name: u.familyName,
     email: u.email, username: u.username, grades: u.grades, school_sourced_ids: u.orgSourcedIds,
   }));
+  const writtenUsers = new Map<string, string>();
   for (const part of chunks(userRows)) {
     // Reactivation keeps the account's id: the row is updated in place, never re-created.
-    await sql`
+    const written = await sql<{ id: string; sourced_id: string }>`
       INSERT INTO users (district_id, provider, sourced_id, role, given_name, family_name, email, username, grades, school_sourced_ids)
       SELECT ${scope.districtId}, ${scope.provider}, r.sourced_id, r.role, r.given_name, r.family_name, r.email, r.username, r.grades, r.school_sourced_ids
       FROM jsonb_to_recordset(${json(part)}) AS r(sourced_id text, role text, given_name text, family_name text, email text, username text, grades text[], school_sourced_ids text[])
       ON CONFLICT (district_id, provider, sourced_id) DO UPDATE SET
         role = EXCLUDED.role, given_name = EXCLUDED.given_name, family_name = EXCLUDED.family_name, email = EXCLUDED.email,
         username = EXCLUDED.username, grades = EXCLUDED.grades, school_sourced_ids = EXCLUDED.school_sourced_ids,
-        status = 'ACTIVE', deleted_at = NULL, updated_at = now()`.execute(trx);
+        status = 'ACTIVE', deleted_at = NULL, updated_at = now()
+      RETURNING id, sourced_id`.execute(trx);
+    for (const w of written.rows) writtenUsers.set(w.sourced_id, w.id);
   }
+  const userId = idResolver('user', [...local.users].map(([sid, u]) => [sid, u.id]), writtenUsers);
   for (const part of chunks(plan.users.delete)) {
     await sql`
       UPDATE users SET status = 'DELETED', deleted_at = now(), updated_at = now()
-      WHERE district_id = ${scope.districtId} AND provider = ${scope.provider} AND status = 'ACTIVE'
-        AND sourced_id = ANY(${part.map((d) => d.sourcedId)}::text[])`.execute(trx);
+      WHERE id = ANY(${part.map((d) => userId(d.sourcedId))}::uuid[]) AND status = 'ACTIVE'`.execute(trx);
   }
   await audit(trx, scope, 'user', [
     ...userRows.map((r) => ({ key: r.sourced_id, action: r.action })),
-    ...plan.users.delete.map((d) => ({ key: d.sourcedId, action: 'delete', detail: { reason: d.reason } })),
+    ...plan.users.delete.map((d) => ({ key: d.sourcedId, action: 'delete', reason: d.reason })),
   ]);
 
   // Ends before adds: a membership ended and re-added in one run must not trip the
   // one-active-membership index.
-  const ends = plan.enrollments.end.map((e) => ({ user_sid: e.userSourcedId, class_sid: e.classSourcedId, reason: e.reason }));
-  for (const part of chunks(ends)) {
+  for (const part of chunks(plan.enrollments.end)) {
     await sql`
       UPDATE enrollments e SET ended_at = now(), ended_reason = r.reason
-      FROM jsonb_to_recordset(${json(part)}) AS r(user_sid text, class_sid text, reason text)
-      JOIN ${userJoin(scope, sql`r.user_sid`)} JOIN ${classJoin(scope, sql`r.class_sid`)}
-      WHERE e.user_id = u.id AND e.class_id = c.id AND e.ended_at IS NULL`.execute(trx);
+      FROM unnest(${part.map((e) => userId(e.userSourcedId))}::uuid[], ${part.map((e) => classId(e.classSourcedId))}::bigint[], ${part.map((e) => e.reason)}::text[]) AS r(user_id, class_id, reason)
+      WHERE e.user_id = r.user_id AND e.class_id = r.class_id AND e.ended_at IS NULL`.execute(trx);
   }
-  const adds = plan.enrollments.add.map((e) => ({ user_sid: e.userSourcedId, class_sid: e.classSourcedId, role: e.role, begin_date: e.beginDate, end_date: e.endDate }));
-  for (const part of chunks(adds)) {
+  for (const part of chunks(plan.enrollments.add)) {
     await sql`
       INSERT INTO enrollments (district_id, user_id, class_id, role, begin_date, end_date)
-      SELECT ${scope.districtId}, u.id, c.id, r.role, r.begin_date, r.end_date
-      FROM jsonb_to_recordset(${json(part)}) AS r(user_sid text, class_sid text, role text, begin_date date, end_date date)
-      JOIN ${userJoin(scope, sql`r.user_sid`)} JOIN ${classJoin(scope, sql`r.class_sid`)}`.execute(trx);
+      SELECT ${scope.districtId}, r.user_id, r.class_id, r.role, r.begin_date, r.end_date
+      FROM unnest(${part.map((e) => userId(e.userSourcedId))}::uuid[], ${part.map((e) => classId(e.classSourcedId))}::bigint[], ${part.map((e) => e.role)}::text[],
+                  ${part.map((e) => e.beginDate)}::date[], ${part.map((e) => e.endDate)}::date[]) AS r(user_id, class_id, role, begin_date, end_date)`.execute(trx);
   }
   await audit(trx, scope, 'enrollment', [
-    ...ends.map((e) => ({ key: `${e.class_sid}/${e.user_sid}`, action: 'end', detail: { reason: e.reason } })),
-    ...adds.map((e) => ({ key: `${e.class_sid}/${e.user_sid}`, action: 'add' })),
+    ...plan.enrollments.end.map((e) => ({ key: `${e.classSourcedId}/${e.userSourcedId}`, action: 'end', reason: e.reason })),
+    ...plan.enrollments.add.map((e) => ({ key: `${e.classSourcedId}/${e.userSourcedId}`, action: 'add' })),
   ]);
 
-  await applySeats(trx, scope, plan.seats);
+  await applySeats(trx, scope, plan.seats, local, userId);
 }
 
-async function applySeats(trx: Trx, scope: Scope, seats: Plan['seats']): Promise<void> {
-  const release = seats.release.map((s) => ({ product: s.product, user_sid: s.userSourcedId, reason: s.reason }));
-  for (const part of chunks(release)) {
+async function applySeats(trx: Trx, scope: Scope, seats: Plan['seats'], local: LocalState, userId: (sid: string) => string): Promise<void> {
+  const pools = new Map(local.pools.map((p) => [p.product, p.id]));
+  const poolId = (product: string) => {
+    const id = pools.get(product);
+    if (!id) throw new Error(`internal: no license pool ${product}`);
+    return id;
+  };
+  const pairs = (items: { product: string; userSourcedId: string }[]) => sql`${items.map((s) => poolId(s.product))}::bigint[], ${items.map((s) => userId(s.userSourcedId))}::uuid[]`;
+
+  for (const part of chunks(seats.release)) {
     await sql`
       UPDATE seat_assignments s SET released_at = now(), release_reason = r.reason
-      FROM jsonb_to_recordset(${json(part)}) AS r(product text, user_sid text, reason text)
-      JOIN ${poolJoin(scope, sql`r.product`)} JOIN ${userJoin(scope, sql`r.user_sid`)}
-      WHERE s.pool_id = p.id AND s.user_id = u.id AND s.released_at IS NULL`.execute(trx);
+      FROM unnest(${pairs(part)}, ${part.map((s) => s.reason)}::text[]) AS r(pool_id, user_id, reason)
+      WHERE s.pool_id = r.pool_id AND s.user_id = r.user_id AND s.released_at IS NULL`.execute(trx);
   }
-  const unqueue = seats.waitlistRemove.map((s) => ({ product: s.product, user_sid: s.userSourcedId }));
-  for (const part of chunks(unqueue)) {
+  for (const part of chunks(seats.waitlistRemove)) {
     await sql`
-      DELETE FROM waitlist w
-      USING jsonb_to_recordset(${json(part)}) AS r(product text, user_sid text)
-      JOIN ${poolJoin(scope, sql`r.product`)} JOIN ${userJoin(scope, sql`r.user_sid`)}
-      WHERE w.pool_id = p.id AND w.user_id = u.id`.execute(trx);
+      DELETE FROM waitlist w USING unnest(${pairs(part)}) AS r(pool_id, user_id)
+      WHERE w.pool_id = r.pool_id AND w.user_id = r.user_id`.execute(trx);
   }
-  const assign = seats.assign.map((s) => ({ product: s.product, user_sid: s.userSourcedId }));
-  for (const part of chunks(assign)) {
+  for (const part of chunks(seats.assign)) {
     await sql`
       INSERT INTO seat_assignments (pool_id, user_id, run_id)
-      SELECT p.id, u.id, ${scope.runId}::uuid
-      FROM jsonb_to_recordset(${json(part)}) AS r(product text, user_sid text)
-      JOIN ${poolJoin(scope, sql`r.product`)} JOIN ${userJoin(scope, sql`r.user_sid`)}`.execute(trx);
+      SELECT r.pool_id, r.user_id, ${scope.runId}::uuid FROM unnest(${pairs(part)}) AS r(pool_id, user_id)`.execute(trx);
   }
-  const queue = seats.waitlistAdd.map((s) => ({ product: s.product, user_sid: s.userSourcedId }));
-  for (const part of chunks(queue)) {
-    // The plan's order is the wait-list's order: each row is queued a microsecond after the last.
+  let position = 0;
+  for (const part of chunks(seats.waitlistAdd)) {
+    // The plan's order is the wait-list's order: each entry is queued a microsecond after the one before.
+    const order = part.map(() => position++);
     await sql`
       INSERT INTO waitlist (pool_id, user_id, queued_at)
-      SELECT p.id, u.id, clock_timestamp() + (x.ord * interval '1 microsecond')
-      FROM jsonb_array_elements(${json(part)}) WITH ORDINALITY AS x(elem, ord)
-      CROSS JOIN LATERAL jsonb_to_record(x.elem) AS r(product text, user_sid text)
-      JOIN ${poolJoin(scope, sql`r.product`)} JOIN ${userJoin(scope, sql`r.user_sid`)}
+      SELECT r.pool_id, r.user_id, now() + r.ord * interval '1 microsecond'
+      FROM unnest(${pairs(part)}, ${order}::int[]) AS r(pool_id, user_id, ord)
       ON CONFLICT (pool_id, user_id) DO NOTHING`.execute(trx);
   }
+  const key = (s: { product: string; userSourcedId: string }) => `${s.product}/${s.userSourcedId}`;
   await audit(trx, scope, 'seat', [
-    ...release.map((s) => ({ key: `${s.product}/${s.user_sid}`, action: 'release', detail: { reason: s.reason } })),
-    ...assign.map((s) => ({ key: `${s.product}/${s.user_sid}`, action: 'assign' })),
-    ...queue.map((s) => ({ key: `${s.product}/${s.user_sid}`, action: 'waitlist' })),
-    ...unqueue.map((s) => ({ key: `${s.product}/${s.user_sid}`, action: 'unwaitlist' })),
+    ...seats.release.map((s) => ({ key: key(s), action: 'release', reason: s.reason })),
+    ...seats.assign.map((s) => ({ key: key(s), action: 'assign' })),
+    ...seats.waitlistAdd.map((s) => ({ key: key(s), action: 'waitlist' })),
+    ...seats.waitlistRemove.map((s) => ({ key: key(s), action: 'unwaitlist' })),
   ]);
 }

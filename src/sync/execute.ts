@@ -8,6 +8,7 @@ import { applyPlan } from './apply.js';
 import { loadLocalState } from './local-state.js';
 import { claimRun, lockDistrict, updateRun, type ClaimResult } from './runs.js';
 import { clearStage, loadSnapshot, stageBatch } from './stage.js';
+import { Interner } from './intern.js';
 
 export interface Progress {
   phase: string;
@@ -26,6 +27,12 @@ export interface ExecuteHooks {
 export type ExecuteOutcome = ClaimResult['outcome'] | 'done';
 
 const today = (d: Date) => d.toISOString().slice(0, 10);
+
+const memory = () => {
+  (globalThis as { gc?: () => void }).gc?.();
+  const m = process.memoryUsage();
+  return { heapMb: Math.round(m.heapUsed / 1048576), rssMb: Math.round(m.rss / 1048576) };
+};
 
 /**
  * One run, start to end: fetch the provider's snapshot into the stage (unless a
@@ -54,10 +61,14 @@ export async function executeRun(ctx: AppContext, runId: string, hooks: ExecuteH
       log.info({ attempt: run.attempts }, 'snapshot already staged; resuming at reconcile');
     }
     await report({ phase: 'reconcile' });
-    const snapshot = await loadSnapshot(ctx.db, runId, complete);
+    const t0 = performance.now();
+    const interner = new Interner();
+    const snapshot = await loadSnapshot(ctx.db, runId, complete, interner);
+    log.info({ ms: Math.round(performance.now() - t0), ...memory() }, 'snapshot loaded from stage');
     await hooks.beforeApply?.();
 
     const outcome = await reconcileAndApply(ctx, district, snapshot, {
+      interner,
       runId, asOf: today(run.started_at ?? new Date()), dryRun: run.dry_run, approved: run.approved,
       beforeApply: () => report({ phase: 'apply' }),
     });
@@ -74,6 +85,8 @@ export async function executeRun(ctx: AppContext, runId: string, hooks: ExecuteH
 
 export interface ApplyOptions {
   runId: string;
+  /** Shared with the snapshot's load so local and staged records share their strings. */
+  interner?: Interner;
   asOf: string;
   dryRun: boolean;
   /** An approved run skips the guards: someone looked at it and said yes. */
@@ -90,8 +103,12 @@ export async function reconcileAndApply(ctx: AppContext, district: District, sna
   const { runId } = opts;
   return ctx.db.transaction().execute(async (trx) => {
     await lockDistrict(trx, district.id);
-    const local = await loadLocalState(trx, district.id);
+    let t = performance.now();
+    const lap = () => { const ms = Math.round(performance.now() - t); t = performance.now(); return ms; };
+    const local = await loadLocalState(trx, district.id, opts.interner);
+    const loadMs = lap();
     const plan = reconcile(snapshot, local, { asOf: opts.asOf });
+    ctx.logger.info({ runId, loadMs, reconcileMs: lap(), ...memory() }, 'plan computed');
     const verdict = opts.approved ? { held: false as const } : evaluateGuards(plan.stats, district.guard);
     const guard = { ...plan.stats, ...(verdict.held ? { held: true, reason: verdict.reason, threshold: verdict.threshold } : { held: false }) };
     if (opts.dryRun) {
@@ -105,9 +122,11 @@ export async function reconcileAndApply(ctx: AppContext, district: District, sna
       return { status: 'HELD', plan };
     }
     await opts.beforeApply?.();
-    await applyPlan(trx, { districtId: district.id, provider: district.provider, runId }, plan);
+    await applyPlan(trx, { districtId: district.id, provider: district.provider, runId }, plan, local);
+    const applyMs = lap();
     await updateRun(trx, runId, { status: 'SUCCEEDED', phase: 'done', counts: plan.counts, guard, error: null, finished: true });
     await clearStage(trx, runId);
+    ctx.logger.info({ runId, applyMs, clearMs: lap() }, 'plan applied');
     return { status: 'SUCCEEDED', plan };
   });
 }
@@ -116,6 +135,7 @@ async function fetchIntoStage(ctx: AppContext, district: District, runId: string
   // A half-staged snapshot from a dead attempt cannot be trusted to be whole: start over.
   await clearStage(ctx.db, runId);
   const connector = createConnector(district.settings, ctx.logger.child({ districtId: district.id, runId }));
+  const fetchStarted = performance.now();
   let last = 0;
   let progress: Progress = { phase: 'fetch', pages: 0, records: 0 };
   await report(progress);
@@ -132,5 +152,6 @@ async function fetchIntoStage(ctx: AppContext, district: District, runId: string
   }
   await report(progress);
   await updateRun(ctx.db, runId, { phase: 'staged', stagedAt: new Date() });
+  ctx.logger.info({ runId, ms: Math.round(performance.now() - fetchStarted), ...progress }, 'snapshot staged');
 }
 

@@ -29,7 +29,7 @@ async function settle(ctx: AppContext, districtId: string, trigger: RunTrigger, 
       district_id: districtId, trigger, status: 'SUCCEEDED', dry_run: false, full_snapshot: false, phase: 'done',
       counts: JSON.stringify(plan.counts), started_at: startedAt,
     }).returning('id').executeTakeFirstOrThrow();
-    await applyPlan(trx, { districtId, provider: district.provider, runId: run.id }, plan);
+    await applyPlan(trx, { districtId, provider: district.provider, runId: run.id }, plan, local);
     const row = await trx.updateTable('sync_runs').set({ finished_at: new Date() }).where('id', '=', run.id).returningAll().executeTakeFirstOrThrow();
     ctx.logger.info({ districtId, runId: run.id, trigger, counts: plan.counts }, 'ops change applied');
     return toRunView(row);

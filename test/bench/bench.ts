@@ -1,0 +1,150 @@
+// `npm run bench`: a generated district served by the fake Clever server (in its
+// own process); times a first sync, a no-op resync and a resync after 1% churn,
+// each through the real queue in a fresh process, and checks the targets.
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import pg from 'pg';
+import { withDefaultUser } from '../../db/connection.js';
+import { openContext, type AppContext } from '../../src/context.js';
+import { closeQueue, syncQueue } from '../../jobs/queues.js';
+import { triggerSync } from '../../jobs/trigger.js';
+import { waitForRun } from '../../src/sync/wait.js';
+import { loadConfig } from '../../src/config.js';
+import { upsertDistrict } from '../../src/districts/repository.js';
+import { setLicensePool } from '../../src/sync/ops.js';
+
+const { values } = parseArgs({
+  options: {
+    students: { type: 'string', default: '50000' },
+    sections: { type: 'string', default: '2000' },
+    'per-student': { type: 'string', default: '6' },
+    schools: { type: 'string', default: '25' },
+    'page-size': { type: 'string', default: '1000' },
+    // The deployment setting the README documents for the worker: a V8 heap
+    // ceiling makes the collector hand freed pages back instead of letting RSS
+    // ride at the high-water mark of the fetch phase's garbage.
+    'worker-heap-mb': { type: 'string', default: '384' },
+  },
+});
+const students = Number(values.students);
+const TARGETS = { first: 60_000, noop: 15_000, rssMb: 512 };
+const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
+const tsx = fileURLToPath(new URL('../../node_modules/tsx/dist/cli.mjs', import.meta.url));
+const bin = fileURLToPath(new URL('../../bin/rostersync.js', import.meta.url));
+
+const baseUrl = new URL(withDefaultUser(process.env.DATABASE_URL ?? 'postgres://localhost:5432/rostersync'));
+baseUrl.pathname = '/rostersync_bench';
+const env = { ...process.env, DATABASE_URL: baseUrl.toString(), QUEUE_PREFIX: 'rostersync-bench', LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn' };
+
+function child(args: string[]): { lines: AsyncIterator<string>; kill(): void; done: Promise<number | null> } {
+  const proc = spawn(process.execPath, [tsx, ...args], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+  const lines = createInterface({ input: proc.stdout })[Symbol.asyncIterator]();
+  return { lines, kill: () => proc.kill('SIGTERM'), done: new Promise((resolve) => proc.on('close', resolve)) };
+}
+
+async function firstLine<T>(c: ReturnType<typeof child>): Promise<T> {
+  const { value, done } = await c.lines.next();
+  if (done) throw new Error(`child exited with ${await c.done} before reporting`);
+  return JSON.parse(value) as T;
+}
+
+async function resetDatabase(): Promise<void> {
+  const admin = new URL(baseUrl);
+  admin.pathname = '/postgres';
+  const client = new pg.Client({ connectionString: admin.toString() });
+  await client.connect();
+  await client.query('DROP DATABASE IF EXISTS rostersync_bench WITH (FORCE)');
+  await client.end();
+}
+
+interface Result { name: string; status: string; ms: number; records: number; maxRssMb: number; counts: Record<string, number> }
+
+/** Peak resident set size of a process so far (Linux), in MB. */
+function peakRssMb(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1]);
+  if (!Number.isFinite(kb)) throw new Error(`no VmHWM for process ${pid}`);
+  return kb / 1024;
+}
+
+/**
+ * One scenario: a fresh `rostersync worker` process (the production entry
+ * point, so its peak RSS is what a deployment sees) takes the run off the queue.
+ */
+async function scenario(ctx: AppContext, name: string): Promise<Result> {
+  const heap = Number(values['worker-heap-mb']) > 0 ? [`--max-old-space-size=${values['worker-heap-mb']}`] : [];
+  const worker = spawn(process.execPath, [...heap, bin, 'worker', '--concurrency', '1'], { env, stdio: ['ignore', 'ignore', 'inherit'] });
+  const exited = new Promise((resolve) => worker.once('close', resolve));
+  try {
+    while ((await syncQueue(ctx).getWorkers()).length === 0) await sleep(50);
+    const started = performance.now();
+    const { run } = await triggerSync(ctx, 'bench', { trigger: 'cli' });
+    const done = await waitForRun(ctx.db, run.id, { intervalMs: 100 });
+    const ms = performance.now() - started;
+    if (done.status !== 'SUCCEEDED') throw new Error(`${name}: run ${done.status}: ${done.error}`);
+    const guard = (done.guard ?? {}) as Record<string, number>;
+    return {
+      name, status: done.status, ms, counts: done.counts as unknown as Record<string, number>, maxRssMb: peakRssMb(worker.pid!),
+      records: (guard.snapshotUsers ?? 0) + (guard.snapshotClasses ?? 0) + (guard.snapshotEnrollments ?? 0),
+    };
+  } finally {
+    worker.kill('SIGTERM');
+    await exited;
+  }
+}
+
+async function main(): Promise<void> {
+  await resetDatabase();
+  const ctx = await openContext({ config: loadConfig(env) });
+  process.stdout.write(`generating a district of ${students} students, ${values.sections} sections, ${values['per-student']} enrollments each…\n`);
+  const server = child([here('../../fixtures/clever/serve.ts'), '--students', String(students), '--sections', values.sections!, '--per-student', values['per-student']!, '--schools', values.schools!, '--seed', '42']);
+  const info = await firstLine<{ url: string; token: string; teachers: number; generatedMs: number }>(server);
+  process.stdout.write(`fake Clever at ${info.url} (generated in ${(info.generatedMs / 1000).toFixed(1)} s); worker heap ceiling ${Number(values['worker-heap-mb']) > 0 ? `${values['worker-heap-mb']} MB` : 'node default'}\n`);
+  try {
+    await upsertDistrict(ctx.db, {
+      id: 'bench', schedule: null,
+      settings: { provider: 'clever', baseUrl: info.url, credentials: { token: info.token }, pageSize: Number(values['page-size']) },
+    });
+    await setLicensePool(ctx, 'bench', { product: 'READ', seats: students, scope: { schools: [], grades: [], courses: [] } });
+    await setLicensePool(ctx, 'bench', { product: 'MATH', seats: Math.floor(students / 4), scope: { schools: [], grades: [], courses: ['MATH-1', 'MATH-2'] } });
+    const results = [await scenario(ctx, 'first sync'), await scenario(ctx, 'no-op resync')];
+    const churn = await fetch(`${info.url}/__control/churn`, { method: 'POST', body: JSON.stringify({ pct: 1, seed: 7 }) }).then((r) => r.json()) as Record<string, number>;
+    process.stdout.write(`churn applied at the provider: ${JSON.stringify(churn)}\n`);
+    results.push(await scenario(ctx, '1% churn resync'));
+
+    const rows = results.map((r) => ({
+      scenario: r.name,
+      seconds: (r.ms / 1000).toFixed(1),
+      'records/s': Math.round(r.records / (r.ms / 1000)).toLocaleString('en-US'),
+      records: r.records.toLocaleString('en-US'),
+      'peak RSS MB': r.maxRssMb.toFixed(0),
+      changes: `+${r.counts.usersCreated} -${r.counts.usersDeleted} users, +${r.counts.enrollmentsAdded} -${r.counts.enrollmentsEnded} enrollments, +${r.counts.seatsAssigned} -${r.counts.seatsReleased} seats`,
+    }));
+    const cols = Object.keys(rows[0]!);
+    const widths = cols.map((c) => Math.max(c.length, ...rows.map((r) => String(r[c as keyof typeof r]).length)));
+    process.stdout.write(`\n${cols.map((c, i) => c.padEnd(widths[i]!)).join('  ')}\n`);
+    for (const r of rows) process.stdout.write(`${cols.map((c, i) => String(r[c as keyof typeof r]).padEnd(widths[i]!)).join('  ')}\n`);
+
+    const checks = [
+      { what: `first sync under ${TARGETS.first / 1000} s`, ok: results[0]!.ms < TARGETS.first },
+      { what: `no-op resync under ${TARGETS.noop / 1000} s`, ok: results[1]!.ms < TARGETS.noop },
+      { what: `no-op resync changes nothing`, ok: Object.values(results[1]!.counts).every((n) => n === 0) },
+      { what: `peak RSS under ${TARGETS.rssMb} MB in every scenario`, ok: results.every((r) => r.maxRssMb < TARGETS.rssMb) },
+    ];
+    process.stdout.write('\n');
+    for (const c of checks) process.stdout.write(`${c.ok ? 'PASS' : 'MISS'}  ${c.what}\n`);
+    if (students < 50000) process.stdout.write(`(targets are set for 50,000 students; this run used ${students})\n`);
+    if (checks.some((c) => !c.ok)) process.exitCode = 1;
+  } finally {
+    server.kill();
+    await server.done;
+    await closeQueue(ctx);
+    await ctx.close();
+  }
+}
+
+await main();
