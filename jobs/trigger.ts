@@ -1,5 +1,5 @@
 import type { AppContext } from '../src/context.js';
-import { getDistrict, NotFoundError } from '../src/districts/repository.js';
+import { getDistrict } from '../src/districts/repository.js';
 import { createOrCoalesceRun, getRun, listRuns, type RunTrigger } from '../src/sync/runs.js';
 import { syncQueue } from './queues.js';
 
@@ -33,4 +33,3 @@ export async function approveRun(ctx: AppContext, runId: string) {
   return updated;
 }
 
-export { NotFoundError };

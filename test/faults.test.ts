@@ -110,6 +110,8 @@ test('an empty snapshot is HELD and changes nothing', async () => {
   expect(run.status).toBe('HELD');
   expect(run.error).toContain('snapshot is empty');
   expect(await state()).toEqual(before);
+  // The held snapshot stays staged, ready to be approved.
+  expect((await t.ctx.db.selectFrom('run_stage').select('seq').where('run_id', '=', run.id).execute()).length).toBeGreaterThan(0);
 });
 
 test('a mass deletion is HELD with its counts, changes nothing, and applies the held snapshot once approved', async () => {
@@ -148,6 +150,8 @@ test('approving an old HELD run after a newer sync succeeded is refused', async 
   expect((await syncNow(t.ctx, D)).status).toBe('SUCCEEDED');
   await expect(approveRun(t.ctx, held.id)).rejects.toThrow(/superseded/);
   expect(toRunView(await getRun(t.ctx.db, held.id)).status).toBe('HELD');
+  // Its staged snapshot, no longer approvable, was dropped by the newer run.
+  expect(await t.ctx.db.selectFrom('run_stage').select('seq').where('run_id', '=', held.id).execute()).toEqual([]);
 });
 
 test('an unknown district is a clear error and queues nothing', async () => {

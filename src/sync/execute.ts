@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import { createConnector } from '../../connectors/index.js';
 import type { AppContext } from '../context.js';
 import { getDistrict, type District } from '../districts/repository.js';
@@ -20,8 +21,6 @@ export interface Progress {
 export interface ExecuteHooks {
   onProgress?: (progress: Progress) => void | Promise<void>;
   signal?: AbortSignal;
-  /** Test seam: called between fetch and apply (where a worker crash is simulated). */
-  beforeApply?: () => Promise<void>;
 }
 
 export type ExecuteOutcome = ClaimResult['outcome'] | 'done';
@@ -65,7 +64,6 @@ export async function executeRun(ctx: AppContext, runId: string, hooks: ExecuteH
     const interner = new Interner();
     const snapshot = await loadSnapshot(ctx.db, runId, complete, interner);
     log.info({ ms: Math.round(performance.now() - t0), ...memory() }, 'snapshot loaded from stage');
-    await hooks.beforeApply?.();
 
     const outcome = await reconcileAndApply(ctx, district, snapshot, {
       interner,
@@ -126,6 +124,10 @@ export async function reconcileAndApply(ctx: AppContext, district: District, sna
     const applyMs = lap();
     await updateRun(trx, runId, { status: 'SUCCEEDED', phase: 'done', counts: plan.counts, guard, error: null, finished: true });
     await clearStage(trx, runId);
+    // Older HELD runs can no longer be approved (their snapshot is stale): drop their stages.
+    await sql`DELETE FROM run_stage WHERE run_id IN (
+      SELECT id FROM sync_runs WHERE district_id = ${district.id} AND status = 'HELD'
+        AND created_at < (SELECT created_at FROM sync_runs WHERE id = ${runId}::uuid))`.execute(trx);
     ctx.logger.info({ runId, applyMs, clearMs: lap() }, 'plan applied');
     return { status: 'SUCCEEDED', plan };
   });
