@@ -1,17 +1,20 @@
 import type { Logger } from '../src/logger.js';
 import type { DistrictSettings } from '../src/districts/settings.js';
 import { CleverConnector } from './clever/connector.js';
+import { OneRosterConnector } from './oneroster/connector.js';
 import type { Connector } from './types.js';
 
 export class UnsupportedProviderError extends Error {}
 
 /** Providers whose connector exists; `district add` refuses the others up front. */
-export const SUPPORTED_PROVIDERS = ['clever'] as const;
+export const SUPPORTED_PROVIDERS = ['clever', 'classlink'] as const;
 
 export function createConnector(settings: DistrictSettings, logger: Logger): Connector {
   switch (settings.provider) {
     case 'clever':
       return new CleverConnector(settings, logger);
+    case 'classlink':
+      return new OneRosterConnector(settings, logger);
     default:
       throw new UnsupportedProviderError(`no connector for provider '${settings.provider}' yet (supported: ${SUPPORTED_PROVIDERS.join(', ')})`);
   }

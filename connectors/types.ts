@@ -10,8 +10,10 @@ export interface FetchProgress {
 }
 
 export interface FetchOptions {
-  /** Ask for a complete snapshot even where the provider offers deltas. */
+  /** A complete snapshot; when false, only what changed since `since`. */
   full: boolean;
+  /** Start of the delta window (only with full = false). */
+  since?: Date;
   signal?: AbortSignal;
   onPage?: (progress: FetchProgress) => void;
 }
@@ -23,7 +25,9 @@ export interface FetchOptions {
  */
 export interface Connector {
   readonly provider: string;
-  /** Whether what this fetch yields is the whole roster (absence means departure). */
-  isComplete(options: FetchOptions): boolean;
+  /** Whether the provider can return only what changed since a given time. */
+  readonly supportsDelta: boolean;
+  /** How often a full snapshot is forced between deltas, to catch deletions a provider never reports. */
+  readonly fullSnapshotEveryMs: number;
   fetch(options: FetchOptions): AsyncIterable<SnapshotBatch>;
 }

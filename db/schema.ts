@@ -106,6 +106,7 @@ export interface SyncRunsTable {
   status: RunStatus;
   dry_run: boolean;
   full_snapshot: boolean;
+  delta_since: Timestamp | null;
   approved: Generated<boolean>;
   phase: string | null;
   progress: Json<Record<string, unknown>> | null;

@@ -17,12 +17,10 @@ const MAX_LIMIT = 10000;
  */
 export class CleverConnector implements Connector {
   readonly provider = 'clever';
+  readonly supportsDelta = false;
+  readonly fullSnapshotEveryMs = 0;
 
   constructor(private readonly settings: CleverSettings, private readonly logger: Logger) {}
-
-  isComplete(): boolean {
-    return true;
-  }
 
   async *fetch(options: FetchOptions): AsyncIterable<SnapshotBatch> {
     const http = new ProviderHttpClient({

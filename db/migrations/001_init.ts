@@ -117,6 +117,8 @@ export async function up(db: Kysely<unknown>): Promise<void> {
       status text NOT NULL CHECK (status IN ('QUEUED','RUNNING','SUCCEEDED','FAILED','HELD')),
       dry_run boolean NOT NULL DEFAULT false,
       full_snapshot boolean NOT NULL DEFAULT true,
+      -- For a delta run: the start of the window it fetched.
+      delta_since timestamptz,
       approved boolean NOT NULL DEFAULT false,
       phase text,
       progress jsonb,

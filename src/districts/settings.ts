@@ -24,6 +24,8 @@ export const ClassLinkSettings = z.object({
     z.object({ clientId: z.string().min(1), clientSecret: z.string().min(1), tokenUrl: HttpUrl }),
     z.object({ consumerKey: z.string().min(1), consumerSecret: z.string().min(1) }),
   ], { error: 'ClassLink needs --client-id/--client-secret/--token-url (OneRoster 1.2) or --consumer-key/--consumer-secret (OneRoster 1.1)' }),
+  /** Deltas (filter=dateLastModified>…) between full snapshots taken at least this often. */
+  fullSnapshotEveryHours: z.number().positive().optional(),
   ...Tuning,
 });
 
@@ -44,6 +46,7 @@ export const SchoologySettings = z.object({
 export const DistrictSettings = z.discriminatedUnion('provider', [CleverSettings, ClassLinkSettings, CanvasSettings, SchoologySettings]);
 export type DistrictSettings = z.infer<typeof DistrictSettings>;
 export type CleverSettings = z.infer<typeof CleverSettings>;
+export type ClassLinkSettings = z.infer<typeof ClassLinkSettings>;
 
 /** Settings with every credential replaced, for output and logs. */
 export function redactSettings(settings: DistrictSettings): Record<string, unknown> {

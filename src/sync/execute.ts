@@ -1,5 +1,7 @@
 import { sql } from 'kysely';
 import { createConnector } from '../../connectors/index.js';
+import type { Connector } from '../../connectors/types.js';
+import type { SyncRunRow } from '../../db/schema.js';
 import type { AppContext } from '../context.js';
 import { getDistrict, type District } from '../districts/repository.js';
 import { evaluateGuards } from '../reconcile/guards.js';
@@ -49,13 +51,16 @@ export async function executeRun(ctx: AppContext, runId: string, hooks: ExecuteH
   };
   try {
     const district = await getDistrict(ctx.db, run.district_id);
+    const connector = createConnector(district.settings, log);
     // The run records which kind of snapshot it reconciles: complete (absence
-    // means departure) or a delta.
-    const complete = createConnector(district.settings, log).isComplete({ full: run.full_snapshot });
-    if (complete !== run.full_snapshot) await ctx.db.updateTable('sync_runs').set({ full_snapshot: complete }).where('id', '=', runId).execute();
+    // means departure) or a delta since the last applied run. Decided once, on
+    // the first attempt, so a resumed run reconciles what it staged.
+    let { full_snapshot: complete, delta_since: since } = run;
     if (!run.staged_at) {
-      log.info({ attempt: run.attempts, provider: district.provider }, 'fetching roster snapshot');
-      await fetchIntoStage(ctx, district, runId, complete, report, hooks.signal);
+      ({ complete, since } = await chooseSnapshotKind(ctx, district.id, connector, run));
+      await ctx.db.updateTable('sync_runs').set({ full_snapshot: complete, delta_since: since }).where('id', '=', runId).execute();
+      log.info({ attempt: run.attempts, provider: district.provider, complete, since }, 'fetching roster snapshot');
+      await fetchIntoStage(ctx, connector, runId, { full: complete, since: since ?? undefined }, report, hooks.signal);
     } else {
       log.info({ attempt: run.attempts }, 'snapshot already staged; resuming at reconcile');
     }
@@ -133,16 +138,35 @@ export async function reconcileAndApply(ctx: AppContext, district: District, sna
   });
 }
 
-async function fetchIntoStage(ctx: AppContext, district: District, runId: string, full: boolean, report: (p: Progress) => Promise<void>, signal?: AbortSignal): Promise<void> {
+/**
+ * A delta when the provider offers them, a run has been applied before, and
+ * the last full snapshot is recent enough; otherwise (or when asked) a full one.
+ */
+async function chooseSnapshotKind(ctx: AppContext, districtId: string, connector: Connector, run: SyncRunRow): Promise<{ complete: boolean; since: Date | null }> {
+  if (run.full_snapshot || run.dry_run || !connector.supportsDelta) return { complete: true, since: null };
+  const applied = ctx.db.selectFrom('sync_runs').select(['started_at', 'full_snapshot'])
+    .where('district_id', '=', districtId).where('status', '=', 'SUCCEEDED').where('dry_run', '=', false)
+    .where('trigger', 'not like', 'ops:%').where('id', '!=', run.id).orderBy('started_at', 'desc');
+  const last = await applied.executeTakeFirst();
+  const lastFull = await applied.where('full_snapshot', '=', true).executeTakeFirst();
+  if (!last?.started_at || !lastFull?.started_at) return { complete: true, since: null };
+  if (Date.now() - lastFull.started_at.getTime() >= connector.fullSnapshotEveryMs) return { complete: true, since: null };
+  // The window starts a little before the last applied run began: changes made
+  // while it was fetching are fetched again (harmless), and clock skew is covered.
+  return { complete: false, since: new Date(last.started_at.getTime() - DELTA_OVERLAP_MS) };
+}
+
+const DELTA_OVERLAP_MS = 5 * 60 * 1000;
+
+async function fetchIntoStage(ctx: AppContext, connector: Connector, runId: string, opts: { full: boolean; since?: Date }, report: (p: Progress) => Promise<void>, signal?: AbortSignal): Promise<void> {
   // A half-staged snapshot from a dead attempt cannot be trusted to be whole: start over.
   await clearStage(ctx.db, runId);
-  const connector = createConnector(district.settings, ctx.logger.child({ districtId: district.id, runId }));
   const fetchStarted = performance.now();
   let last = 0;
   let progress: Progress = { phase: 'fetch', pages: 0, records: 0 };
   await report(progress);
   for await (const batch of connector.fetch({
-    full,
+    ...opts,
     signal,
     onPage: (p) => { progress = { phase: 'fetch', ...p }; },
   })) {

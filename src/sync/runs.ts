@@ -13,6 +13,8 @@ export interface RunView {
   status: RunStatus;
   dryRun: boolean;
   full: boolean;
+  /** For a delta run, the start of the window it fetched. */
+  deltaSince: string | null;
   trigger: string;
   approved: boolean;
   phase: string | null;
@@ -34,6 +36,7 @@ export function toRunView(row: SyncRunRow): RunView {
     status: row.status,
     dryRun: row.dry_run,
     full: row.full_snapshot,
+    deltaSince: row.delta_since?.toISOString() ?? null,
     trigger: row.trigger,
     approved: row.approved,
     phase: row.phase,
