@@ -111,6 +111,8 @@ describe('guards', () => {
     expect(evaluateGuards({ ...stats, snapshotUsers: 0 }, DEFAULT_GUARD_POLICY)).toMatchObject({ held: true, reason: expect.stringContaining('empty') });
     expect(evaluateGuards({ ...stats, snapshotClasses: 0 }, DEFAULT_GUARD_POLICY)).toMatchObject({ held: true, reason: expect.stringContaining('no classes') });
     expect(evaluateGuards({ ...stats, snapshotEnrollments: 0 }, DEFAULT_GUARD_POLICY)).toMatchObject({ held: true, reason: expect.stringContaining('no enrollments') });
-    expect(evaluateGuards({ ...stats, complete: false, snapshotUsers: 0 }, DEFAULT_GUARD_POLICY)).toEqual({ held: false });
+    expect(evaluateGuards({ ...stats, complete: false, snapshotUsers: 0, snapshotClasses: 0, snapshotEnrollments: 0 }, DEFAULT_GUARD_POLICY)).toEqual({ held: false });
+    // A delta's tombstones are held by the same deletion threshold.
+    expect(evaluateGuards({ ...stats, complete: false, snapshotUsers: 60, studentsDeleted: 51 }, DEFAULT_GUARD_POLICY)).toMatchObject({ held: true, threshold: 50 });
   });
 });

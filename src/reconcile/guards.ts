@@ -16,19 +16,19 @@ export function deletionThreshold(activeStudents: number, policy: GuardPolicy): 
 }
 
 /**
- * A snapshot that looks broken (empty, missing a whole kind of record) or that
- * would delete more students than the district's threshold is not applied: the
- * run is HELD until someone approves it.
+ * A complete snapshot that looks broken (empty, missing a whole kind of record),
+ * or any run that would delete more students than the district's threshold, is
+ * not applied: the run is HELD until someone approves it.
  */
 export function evaluateGuards(stats: PlanStats, policy: GuardPolicy): GuardVerdict {
-  if (!stats.complete) return { held: false };
-  if (stats.snapshotUsers === 0) {
+  // A delta may legitimately be empty; its tombstones can still delete en masse.
+  if (stats.complete && stats.snapshotUsers === 0) {
     return { held: true, reason: 'snapshot is empty: the provider returned no users; nothing was applied' };
   }
-  if (stats.snapshotClasses === 0 && stats.activeClassesBefore > 0) {
+  if (stats.complete && stats.snapshotClasses === 0 && stats.activeClassesBefore > 0) {
     return { held: true, reason: `partial snapshot: the provider returned no classes while ${stats.activeClassesBefore} are active; nothing was applied` };
   }
-  if (stats.snapshotEnrollments === 0 && stats.activeEnrollmentsBefore > 0) {
+  if (stats.complete && stats.snapshotEnrollments === 0 && stats.activeEnrollmentsBefore > 0) {
     return { held: true, reason: `partial snapshot: the provider returned no enrollments while ${stats.activeEnrollmentsBefore} are active; nothing was applied` };
   }
   const threshold = deletionThreshold(stats.activeStudentsBefore, policy);
