@@ -88,8 +88,13 @@ describe.each(CASES)('%s', (_label, version, auth) => {
     expect(byId(await listUsers(t.ctx.db, D)).get(id)).toMatchObject({ id: before.id, status: 'DELETED', classes: [], products: [] });
 
     server.district.restoreStudent(removed.student, removed.sectionIds);
+    const joiner = server.district.addStudent();
     const back = await syncNow(t.ctx, D);
-    expect(back).toMatchObject({ full: false, counts: { usersReactivated: 1, usersCreated: 0, enrollmentsAdded: removed.sectionIds.length, seatsAssigned: 1 } });
+    expect(back).toMatchObject({ full: false, counts: {
+      usersReactivated: 1, usersCreated: 1, seatsAssigned: 2,
+      enrollmentsAdded: removed.sectionIds.length + server.district.sectionsOf(joiner.id).length,
+    } });
+    expect(byId(await listUsers(t.ctx.db, D)).get(joiner.id)).toMatchObject({ status: 'ACTIVE', products: ['READ'] });
     expect(byId(await listUsers(t.ctx.db, D)).get(id)).toMatchObject({ id: before.id, status: 'ACTIVE', products: ['READ'] });
     await mirrors();
   });

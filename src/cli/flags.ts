@@ -39,6 +39,7 @@ export const DistrictAddFlags = z.object({
   consumerSecret: z.string().optional(),
   schedule: Cron.optional(),
   pageSize: intString('page size', 1).max(10000).optional(),
+  fullEveryHours: z.coerce.number({ error: 'must be a number of hours' }).positive('must be more than 0').optional(),
   deletionThresholdPct: z.coerce.number().min(0).max(100).optional(),
   deletionThresholdMin: intString('threshold', 0).optional(),
 });

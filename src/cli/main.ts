@@ -87,7 +87,8 @@ async function waitVisibly(ctx: AppContext, out: Output, runId: string, timeoutS
 }
 
 function settingsFromFlags(f: ReturnType<typeof DistrictAddFlags.parse>): DistrictSettings {
-  const tuning = f.pageSize ? { pageSize: f.pageSize } : {};
+  if (f.fullEveryHours !== undefined && f.provider !== 'classlink') throw new UsageError('--full-every-hours applies to providers with delta syncs (classlink)');
+  const tuning = { ...(f.pageSize ? { pageSize: f.pageSize } : {}), ...(f.fullEveryHours ? { fullSnapshotEveryHours: f.fullEveryHours } : {}) };
   const credentials =
     f.provider === 'clever' || f.provider === 'canvas' ? { token: f.token ?? '' }
     : f.provider === 'classlink' && (f.clientId || f.clientSecret || f.tokenUrl) ? { clientId: f.clientId ?? '', clientSecret: f.clientSecret ?? '', tokenUrl: f.tokenUrl ?? '' }
@@ -121,6 +122,7 @@ export function buildProgram(): Command {
     .option('--consumer-secret <secret>', 'OAuth 1.0a consumer secret')
     .option('--schedule <cron>', 'sync automatically on this cron schedule')
     .option('--page-size <n>', 'records per provider page')
+    .option('--full-every-hours <h>', 'classlink: take a full snapshot at least this often between deltas (default 24)')
     .option('--deletion-threshold-pct <pct>', 'hold runs deleting more than this % of active students (default 5)')
     .option('--deletion-threshold-min <n>', '…but never hold below this many deletions (default 25)')
     .addOption(json())

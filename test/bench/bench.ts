@@ -15,6 +15,7 @@ import { triggerSync } from '../../jobs/trigger.js';
 import { waitForRun } from '../../src/sync/wait.js';
 import { loadConfig } from '../../src/config.js';
 import { upsertDistrict } from '../../src/districts/repository.js';
+import type { DistrictSettings } from '../../src/districts/settings.js';
 import { setLicensePool } from '../../src/sync/ops.js';
 
 const { values } = parseArgs({
@@ -28,6 +29,7 @@ const { values } = parseArgs({
     // ceiling makes the collector hand freed pages back instead of letting RSS
     // ride at the high-water mark of the fetch phase's garbage.
     'worker-heap-mb': { type: 'string', default: '384' },
+    providers: { type: 'string', default: 'clever,classlink' },
   },
 });
 const students = Number(values.students);
@@ -75,20 +77,20 @@ function peakRssMb(pid: number): number {
  * One scenario: a fresh `rostersync worker` process (the production entry
  * point, so its peak RSS is what a deployment sees) takes the run off the queue.
  */
-async function scenario(ctx: AppContext, name: string): Promise<Result> {
+async function scenario(ctx: AppContext, districtId: string, name: string, full = false): Promise<Result> {
   const heap = Number(values['worker-heap-mb']) > 0 ? [`--max-old-space-size=${values['worker-heap-mb']}`] : [];
   const worker = spawn(process.execPath, [...heap, bin, 'worker', '--concurrency', '1'], { env, stdio: ['ignore', 'ignore', 'inherit'] });
   const exited = new Promise((resolve) => worker.once('close', resolve));
   try {
     while ((await syncQueue(ctx).getWorkers()).length === 0) await sleep(50);
     const started = performance.now();
-    const { run } = await triggerSync(ctx, 'bench', { trigger: 'cli' });
+    const { run } = await triggerSync(ctx, districtId, { trigger: 'cli', full });
     const done = await waitForRun(ctx.db, run.id, { intervalMs: 100 });
     const ms = performance.now() - started;
     if (done.status !== 'SUCCEEDED') throw new Error(`${name}: run ${done.status}: ${done.error}`);
     const guard = (done.guard ?? {}) as Record<string, number>;
     return {
-      name, status: done.status, ms, counts: done.counts as unknown as Record<string, number>, maxRssMb: peakRssMb(worker.pid!),
+      name: `${name}${done.full ? '' : ' (delta)'}`, status: done.status, ms, counts: done.counts as unknown as Record<string, number>, maxRssMb: peakRssMb(worker.pid!),
       records: (guard.snapshotUsers ?? 0) + (guard.snapshotClasses ?? 0) + (guard.snapshotEnrollments ?? 0),
     };
   } finally {
@@ -97,54 +99,86 @@ async function scenario(ctx: AppContext, name: string): Promise<Result> {
   }
 }
 
-async function main(): Promise<void> {
-  await resetDatabase();
-  const ctx = await openContext({ config: loadConfig(env) });
-  process.stdout.write(`generating a district of ${students} students, ${values.sections} sections, ${values['per-student']} enrollments each…\n`);
-  const server = child([here('../../fixtures/clever/serve.ts'), '--students', String(students), '--sections', values.sections!, '--per-student', values['per-student']!, '--schools', values.schools!, '--seed', '42']);
-  const info = await firstLine<{ url: string; token: string; teachers: number; generatedMs: number }>(server);
-  process.stdout.write(`fake Clever at ${info.url} (generated in ${(info.generatedMs / 1000).toFixed(1)} s); worker heap ceiling ${Number(values['worker-heap-mb']) > 0 ? `${values['worker-heap-mb']} MB` : 'node default'}\n`);
+interface Check { what: string; ok: boolean }
+
+const fakeArgs = () => ['--students', String(students), '--sections', values.sections!, '--per-student', values['per-student']!, '--schools', values.schools!, '--seed', '42'];
+
+/** One provider's rows: its fake server in its own process, its district, its scenarios. */
+async function benchProvider(ctx: AppContext, provider: 'clever' | 'classlink'): Promise<{ results: Result[]; checks: Check[] }> {
+  const server = provider === 'clever'
+    ? child([here('../../fixtures/clever/serve.ts'), ...fakeArgs()])
+    : child([here('../../fixtures/oneroster/serve.ts'), ...fakeArgs(), '--version', '1.2', '--max-limit', values['page-size']!]);
   try {
-    await upsertDistrict(ctx.db, {
-      id: 'bench', schedule: null,
-      settings: { provider: 'clever', baseUrl: info.url, credentials: { token: info.token }, pageSize: Number(values['page-size']) },
-    });
-    await setLicensePool(ctx, 'bench', { product: 'READ', seats: students, scope: { schools: [], grades: [], courses: [] } });
-    await setLicensePool(ctx, 'bench', { product: 'MATH', seats: Math.floor(students / 4), scope: { schools: [], grades: [], courses: ['MATH-1', 'MATH-2'] } });
-    const results = [await scenario(ctx, 'first sync'), await scenario(ctx, 'no-op resync')];
-    const churn = await fetch(`${info.url}/__control/churn`, { method: 'POST', body: JSON.stringify({ pct: 1, seed: 7 }) }).then((r) => r.json()) as Record<string, number>;
+    const info = await firstLine<{ url?: string; token?: string; baseUrl?: string; tokenUrl?: string; auth?: { clientId: string; clientSecret: string } }>(server);
+    const settings: DistrictSettings = provider === 'clever'
+      ? { provider: 'clever', baseUrl: info.url!, credentials: { token: info.token! }, pageSize: Number(values['page-size']) }
+      : { provider: 'classlink', baseUrl: info.baseUrl!, credentials: { clientId: info.auth!.clientId, clientSecret: info.auth!.clientSecret, tokenUrl: info.tokenUrl! }, pageSize: Number(values['page-size']) };
+    const control = provider === 'clever' ? info.url! : new URL(info.baseUrl!).origin;
+    process.stdout.write(`\n${provider}: fake server at ${settings.baseUrl}\n`);
+    const id = `bench-${provider}`;
+    await upsertDistrict(ctx.db, { id, schedule: null, settings });
+    await setLicensePool(ctx, id, { product: 'READ', seats: students, scope: { schools: [], grades: [], courses: [] } });
+    await setLicensePool(ctx, id, { product: 'MATH', seats: Math.floor(students / 4), scope: { schools: [], grades: [], courses: ['MATH-1', 'MATH-2'] } });
+
+    const results = [await scenario(ctx, id, 'first sync'), await scenario(ctx, id, 'no-op resync')];
+    if (provider === 'classlink') results.push(await scenario(ctx, id, 'no-op resync', true));
+    const churn = await fetch(`${control}/__control/churn`, { method: 'POST', body: JSON.stringify({ pct: 1, seed: 7 }) }).then((r) => r.json()) as Record<string, number>;
     process.stdout.write(`churn applied at the provider: ${JSON.stringify(churn)}\n`);
-    results.push(await scenario(ctx, '1% churn resync'));
+    results.push(await scenario(ctx, id, '1% churn resync'));
 
-    const rows = results.map((r) => ({
-      scenario: r.name,
-      seconds: (r.ms / 1000).toFixed(1),
-      'records/s': Math.round(r.records / (r.ms / 1000)).toLocaleString('en-US'),
-      records: r.records.toLocaleString('en-US'),
-      'peak RSS MB': r.maxRssMb.toFixed(0),
-      changes: `+${r.counts.usersCreated} -${r.counts.usersDeleted} users, +${r.counts.enrollmentsAdded} -${r.counts.enrollmentsEnded} enrollments, +${r.counts.seatsAssigned} -${r.counts.seatsReleased} seats`,
-    }));
-    const cols = Object.keys(rows[0]!);
-    const widths = cols.map((c) => Math.max(c.length, ...rows.map((r) => String(r[c as keyof typeof r]).length)));
-    process.stdout.write(`\n${cols.map((c, i) => c.padEnd(widths[i]!)).join('  ')}\n`);
-    for (const r of rows) process.stdout.write(`${cols.map((c, i) => String(r[c as keyof typeof r]).padEnd(widths[i]!)).join('  ')}\n`);
-
-    const checks = [
-      { what: `first sync under ${TARGETS.first / 1000} s`, ok: results[0]!.ms < TARGETS.first },
-      { what: `no-op resync under ${TARGETS.noop / 1000} s`, ok: results[1]!.ms < TARGETS.noop },
-      { what: `no-op resync changes nothing`, ok: Object.values(results[1]!.counts).every((n) => n === 0) },
-      { what: `peak RSS under ${TARGETS.rssMb} MB in every scenario`, ok: results.every((r) => r.maxRssMb < TARGETS.rssMb) },
-    ];
-    process.stdout.write('\n');
-    for (const c of checks) process.stdout.write(`${c.ok ? 'PASS' : 'MISS'}  ${c.what}\n`);
-    if (students < 50000) process.stdout.write(`(targets are set for 50,000 students; this run used ${students})\n`);
-    if (checks.some((c) => !c.ok)) process.exitCode = 1;
+    const first = results[0]!;
+    const noopFull = results.find((r) => r.name === 'no-op resync')!;
+    return {
+      results,
+      checks: [
+        { what: `${provider}: first sync under ${TARGETS.first / 1000} s`, ok: first.ms < TARGETS.first },
+        { what: `${provider}: no-op resync (full snapshot) under ${TARGETS.noop / 1000} s`, ok: noopFull.ms < TARGETS.noop },
+        { what: `${provider}: no-op resyncs change nothing`, ok: results.filter((r) => r.name.startsWith('no-op')).every((r) => Object.values(r.counts).every((n) => n === 0)) },
+        { what: `${provider}: peak RSS under ${TARGETS.rssMb} MB in every scenario`, ok: results.every((r) => r.maxRssMb < TARGETS.rssMb) },
+      ],
+    };
   } finally {
     server.kill();
     await server.done;
+  }
+}
+
+async function main(): Promise<void> {
+  await resetDatabase();
+  const ctx = await openContext({ config: loadConfig(env) });
+  const providers = values.providers!.split(',').map((p) => p.trim());
+  for (const p of providers) if (p !== 'clever' && p !== 'classlink') throw new Error(`--providers: unknown provider ${p}`);
+  process.stdout.write(`district: ${students} students, ${values.sections} sections, ${values['per-student']} enrollments each; worker heap ceiling ${Number(values['worker-heap-mb']) > 0 ? `${values['worker-heap-mb']} MB` : 'node default'}\n`);
+  const rows: Record<string, string>[] = [];
+  const checks: Check[] = [];
+  try {
+    for (const provider of providers as ('clever' | 'classlink')[]) {
+      const out = await benchProvider(ctx, provider);
+      checks.push(...out.checks);
+      for (const r of out.results) {
+        rows.push({
+          provider,
+          scenario: r.name,
+          seconds: (r.ms / 1000).toFixed(1),
+          'records/s': Math.round(r.records / (r.ms / 1000)).toLocaleString('en-US'),
+          records: r.records.toLocaleString('en-US'),
+          'peak RSS MB': r.maxRssMb.toFixed(0),
+          changes: `+${r.counts.usersCreated} -${r.counts.usersDeleted} users, +${r.counts.enrollmentsAdded} -${r.counts.enrollmentsEnded} enrollments, +${r.counts.seatsAssigned} -${r.counts.seatsReleased} seats`,
+        });
+      }
+    }
+  } finally {
     await closeQueue(ctx);
     await ctx.close();
   }
+  const cols = Object.keys(rows[0]!);
+  const widths = cols.map((c) => Math.max(c.length, ...rows.map((r) => r[c]!.length)));
+  process.stdout.write(`\n${cols.map((c, i) => c.padEnd(widths[i]!)).join('  ')}\n`);
+  for (const r of rows) process.stdout.write(`${cols.map((c, i) => r[c]!.padEnd(widths[i]!)).join('  ')}\n`);
+  process.stdout.write('\n');
+  for (const c of checks) process.stdout.write(`${c.ok ? 'PASS' : 'MISS'}  ${c.what}\n`);
+  if (students < 50000) process.stdout.write(`(targets are set for 50,000 students; this run used ${students})\n`);
+  if (checks.some((c) => !c.ok)) process.exitCode = 1;
 }
 
 await main();
