@@ -117,6 +117,7 @@ export interface SyncRunsTable {
   created_at: DefaultTimestamp;
   started_at: Timestamp | null;
   staged_at: Timestamp | null;
+  staged_pages: number | null;
   finished_at: Timestamp | null;
 }
 

@@ -142,3 +142,13 @@ test('purge erases roster data for good, keeps the district and pools, and audit
   expect(audit).toEqual([expect.objectContaining({ district_id: 'cli-d', entity: 'district', detail: expect.objectContaining({ users: 30 }) })]);
   expect((await cli('licenses', 'cli-d', '--json')).json).toEqual([expect.objectContaining({ product: 'READ', seats: 50 })]);
 });
+
+test('a ClassLink district is added with OAuth 2 credentials (redacted) and its full-snapshot interval', async () => {
+  const add = await cli('district', 'add', 'cli-cl', '--provider', 'classlink', '--base-url', 'https://cl.example/ims/oneroster/rostering/v1p2',
+    '--client-id', 'cid', '--client-secret', 'top-secret', '--token-url', 'https://cl.example/oauth/token', '--full-every-hours', '12', '--json');
+  expect(add.code).toBe(0);
+  expect(add.json).toMatchObject({ id: 'cli-cl', provider: 'classlink', settings: { fullSnapshotEveryHours: 12, credentials: { clientId: '[redacted]', clientSecret: '[redacted]', tokenUrl: 'https://cl.example/oauth/token' } } });
+  expect(add.stdout).not.toContain('top-secret');
+  const wrong = await cli('district', 'add', 'cli-x', '--provider', 'clever', '--base-url', server.url, '--token', 'T', '--full-every-hours', '12', '--json');
+  expect(wrong).toMatchObject({ code: 2, json: { error: expect.stringContaining('--full-every-hours applies to providers with delta syncs') } });
+});

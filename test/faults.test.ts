@@ -154,6 +154,24 @@ test('approving an old HELD run after a newer sync succeeded is refused', async 
   expect(await t.ctx.db.selectFrom('run_stage').select('seq').where('run_id', '=', held.id).execute()).toEqual([]);
 });
 
+test('approving a HELD run whose stage was lost fails clearly instead of applying an unreviewed snapshot', async () => {
+  const removed = [...server.district.students.keys()].slice(60, 90).map((id) => server.district.removeStudent(id));
+  try {
+    const held = await syncNow(t.ctx, D);
+    expect(held.status).toBe('HELD');
+    const before = await state();
+    // What a Postgres crash does to the unlogged stage.
+    await t.ctx.db.deleteFrom('run_stage').where('run_id', '=', held.id).execute();
+    await approveRun(t.ctx, held.id);
+    const run = await waitForRun(t.ctx.db, held.id, { timeoutMs: 30000, intervalMs: 50 });
+    expect(run.status).toBe('FAILED');
+    expect(run.error).toContain('the held snapshot is no longer staged');
+    expect(await state()).toEqual(before);
+  } finally {
+    for (const r of removed) server.district.restoreStudent(r.student, r.sectionIds);
+  }
+});
+
 test('an unknown district is a clear error and queues nothing', async () => {
   await expect(triggerSync(t.ctx, 'no-such-district', { trigger: 'cli' })).rejects.toThrow("unknown district 'no-such-district'");
   expect(await t.ctx.db.selectFrom('sync_runs').selectAll().where('district_id', '=', 'no-such-district').execute()).toEqual([]);

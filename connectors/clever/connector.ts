@@ -2,6 +2,7 @@ import type { z } from 'zod';
 import type { Logger } from '../../src/logger.js';
 import type { CleverSettings } from '../../src/districts/settings.js';
 import { ProviderHttpClient } from '../http/client.js';
+import { pagesAhead } from '../http/pages.js';
 import type { Connector, FetchOptions, SnapshotBatch } from '../types.js';
 import { mapCourse, mapSchool, mapSection, mapTerm, mapUser } from './map.js';
 import { CleverCourse, CleverSchool, CleverSection, CleverTerm, CleverUser, cleverPage } from './wire.js';
@@ -58,20 +59,14 @@ export class CleverConnector implements Connector {
   }
 
   /** Follows rel=next links (range pagination with starting_after) until none is left. */
-  private async *paginate<T extends z.ZodType>(http: ProviderHttpClient, first: string, schema: T, onPage: (n: number) => void): AsyncIterable<z.infer<T>[]> {
+  private paginate<T extends z.ZodType>(http: ProviderHttpClient, first: string, schema: T, onPage: (n: number) => void): AsyncIterable<z.infer<T>[]> {
     const pageSchema = cleverPage(schema);
-    let next: string | undefined = first;
-    const seen = new Set<string>();
-    while (next) {
-      // A server that hands back a link we already followed would loop forever.
-      if (seen.has(next)) throw new Error(`Clever pagination loops back to ${next}`);
-      seen.add(next);
+    return pagesAhead(first, async (url) => {
       // Generic zod inference does not survive the envelope; the schema has checked the shape.
-      const { body } = (await http.getJson(next, pageSchema)) as unknown as { body: PageShape };
+      const { body } = (await http.getJson(url, pageSchema)) as unknown as { body: PageShape };
       const items = body.data.map((d) => d.data as z.infer<T>);
       onPage(items.length);
-      if (items.length > 0) yield items;
-      next = body.links.find((l) => l.rel === 'next')?.uri;
-    }
+      return { items, next: body.links.find((l) => l.rel === 'next')?.uri };
+    }, 'Clever');
   }
 }

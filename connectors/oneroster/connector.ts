@@ -4,6 +4,7 @@ import type { JsonResponse } from '../http/client.js';
 import type { ClassLinkSettings } from '../../src/districts/settings.js';
 import type { RecordKind } from '../../src/domain/model.js';
 import { ProviderHttpClient } from '../http/client.js';
+import { pagesAhead } from '../http/pages.js';
 import type { Connector, FetchOptions, SnapshotBatch } from '../types.js';
 import { mapClass, mapCourse, mapEnrollment, mapOrg, mapSession, mapUser } from './map.js';
 import { ClientCredentialsToken, oauth1Header } from './oauth.js';
@@ -87,32 +88,27 @@ export class OneRosterConnector implements Connector {
     }
   }
 
-  private async *paginate(http: ProviderHttpClient, resource: Resource, filter: string | undefined): AsyncIterable<unknown[]> {
+  private paginate(http: ProviderHttpClient, resource: Resource, filter: string | undefined): AsyncIterable<unknown[]> {
     const limit = this.settings.pageSize ?? DEFAULT_LIMIT;
-    const schema = RESOURCES[resource];
-    const pageSchema = z.object({ [resource]: z.array(schema) });
+    const pageSchema = z.object({ [resource]: z.array(RESOURCES[resource]) });
     const query = (offset: number) => {
       const q = new URLSearchParams({ limit: String(limit), offset: String(offset), sort: 'sourcedId' });
       if (filter) q.set('filter', filter);
       return `/${resource}?${q}`;
     };
-    let url: string | undefined = query(0);
-    let offset = 0;
-    const seen = new Set<string>();
-    while (url) {
-      if (seen.has(url)) throw new Error(`ClassLink pagination of ${resource} loops back to ${url}`);
-      seen.add(url);
+    return pagesAhead(query(0), async (url) => {
       const { body, headers }: JsonResponse<unknown> = await http.getJson(url, pageSchema);
       const items = (body as Record<string, unknown[]>)[resource] ?? [];
-      if (items.length) yield items;
-      offset += items.length;
-      const total: number | undefined = headers['x-total-count'] !== undefined ? Number(headers['x-total-count']) : undefined;
+      const offset = Number(new URL(url, 'http://base').searchParams.get('offset') ?? 0) + items.length;
+      const total = headers['x-total-count'] !== undefined ? Number(headers['x-total-count']) : undefined;
       const link = nextLink(headers.link);
       // A server may cap limit below what we asked: advance by what it returned.
-      if (link) url = link;
-      else if (items.length === 0) url = undefined;
-      else if (total !== undefined && Number.isFinite(total)) url = offset < total ? query(offset) : undefined;
-      else url = items.length < limit ? undefined : query(offset);
-    }
+      let next: string | undefined;
+      if (link) next = link;
+      else if (items.length === 0) next = undefined;
+      else if (total !== undefined && Number.isFinite(total)) next = offset < total ? query(offset) : undefined;
+      else next = items.length < limit ? undefined : query(offset);
+      return { items, next };
+    }, `ClassLink ${resource}`);
   }
 }

@@ -129,6 +129,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
       created_at timestamptz NOT NULL DEFAULT clock_timestamp(),
       started_at timestamptz,
       staged_at timestamptz,
+      staged_pages integer,
       finished_at timestamptz
     )`.execute(db);
   // Backstop for the worker's claim: never two runs of one district at once.
@@ -136,7 +137,10 @@ export async function up(db: Kysely<unknown>): Promise<void> {
   await sql`CREATE INDEX sync_runs_district_created ON sync_runs (district_id, created_at DESC)`.execute(db);
 
   await sql`
-    CREATE TABLE run_stage (
+    -- UNLOGGED: a stage is a hand-off between a run's steps, not a record. It
+    -- survives a worker crash; a Postgres crash empties it, and the run's
+    -- staged_pages count then tells the resuming worker to fetch again.
+    CREATE UNLOGGED TABLE run_stage (
       run_id uuid NOT NULL REFERENCES sync_runs(id) ON DELETE CASCADE,
       seq integer NOT NULL,
       kind text NOT NULL,
@@ -146,6 +150,8 @@ export async function up(db: Kysely<unknown>): Promise<void> {
       data text NOT NULL,
       PRIMARY KEY (run_id, seq)
     )`.execute(db);
+  // Pages are written once and read once: compressing them costs more than it saves.
+  await sql`ALTER TABLE run_stage ALTER COLUMN data SET STORAGE EXTERNAL`.execute(db);
 
   await sql`
     CREATE TABLE audit_log (

@@ -10,7 +10,7 @@ import type { Plan, Snapshot } from '../reconcile/types.js';
 import { applyPlan } from './apply.js';
 import { loadLocalState } from './local-state.js';
 import { claimRun, lockDistrict, updateRun, type ClaimResult } from './runs.js';
-import { clearStage, loadSnapshot, stageBatch } from './stage.js';
+import { clearStage, countStagedPages, loadSnapshot, SnapshotBuilder, stageBatch } from './stage.js';
 import { Interner } from './intern.js';
 
 export interface Progress {
@@ -56,19 +56,30 @@ export async function executeRun(ctx: AppContext, runId: string, hooks: ExecuteH
     // means departure) or a delta since the last applied run. Decided once, on
     // the first attempt, so a resumed run reconciles what it staged.
     let { full_snapshot: complete, delta_since: since } = run;
-    if (!run.staged_at) {
+    const interner = new Interner();
+    let snapshot: Snapshot;
+    // A stage that lost pages (Postgres restarted: the table is unlogged) is fetched again.
+    const stageIntact = run.staged_at !== null && run.staged_pages === await countStagedPages(ctx.db, runId);
+    if (run.staged_at && !stageIntact) {
+      // An approval covers the snapshot that was reviewed, never a fresh one.
+      if (run.approved) throw new Error('the held snapshot is no longer staged (Postgres was restarted); trigger a new sync and review it again');
+      log.warn({ expected: run.staged_pages }, 'staged snapshot incomplete; fetching again');
+    }
+    if (!stageIntact) {
       ({ complete, since } = await chooseSnapshotKind(ctx, district.id, connector, run));
       await ctx.db.updateTable('sync_runs').set({ full_snapshot: complete, delta_since: since }).where('id', '=', runId).execute();
       log.info({ attempt: run.attempts, provider: district.provider, complete, since }, 'fetching roster snapshot');
-      await fetchIntoStage(ctx, connector, runId, { full: complete, since: since ?? undefined }, report, hooks.signal);
+      // The snapshot is built in memory as it is staged; the stage is for whoever resumes or approves.
+      const builder = new SnapshotBuilder(complete, interner);
+      await fetchIntoStage(ctx, connector, runId, { full: complete, since: since ?? undefined }, builder, report, hooks.signal);
+      snapshot = builder.build();
     } else {
       log.info({ attempt: run.attempts }, 'snapshot already staged; resuming at reconcile');
+      const t0 = performance.now();
+      snapshot = await loadSnapshot(ctx.db, runId, new SnapshotBuilder(complete, interner));
+      log.info({ ms: Math.round(performance.now() - t0), ...memory() }, 'snapshot loaded from stage');
     }
     await report({ phase: 'reconcile' });
-    const t0 = performance.now();
-    const interner = new Interner();
-    const snapshot = await loadSnapshot(ctx.db, runId, complete, interner);
-    log.info({ ms: Math.round(performance.now() - t0), ...memory() }, 'snapshot loaded from stage');
 
     const outcome = await reconcileAndApply(ctx, district, snapshot, {
       interner,
@@ -158,7 +169,7 @@ async function chooseSnapshotKind(ctx: AppContext, districtId: string, connector
 
 const DELTA_OVERLAP_MS = 5 * 60 * 1000;
 
-async function fetchIntoStage(ctx: AppContext, connector: Connector, runId: string, opts: { full: boolean; since?: Date }, report: (p: Progress) => Promise<void>, signal?: AbortSignal): Promise<void> {
+async function fetchIntoStage(ctx: AppContext, connector: Connector, runId: string, opts: { full: boolean; since?: Date }, builder: SnapshotBuilder, report: (p: Progress) => Promise<void>, signal?: AbortSignal): Promise<void> {
   // A half-staged snapshot from a dead attempt cannot be trusted to be whole: start over.
   await clearStage(ctx.db, runId);
   const fetchStarted = performance.now();
@@ -171,13 +182,14 @@ async function fetchIntoStage(ctx: AppContext, connector: Connector, runId: stri
     onPage: (p) => { progress = { phase: 'fetch', ...p }; },
   })) {
     await stageBatch(ctx.db, runId, batch);
+    builder.add(batch);
     if (Date.now() - last > 250) {
       last = Date.now();
       await report(progress);
     }
   }
   await report(progress);
-  await updateRun(ctx.db, runId, { phase: 'staged', stagedAt: new Date() });
+  await updateRun(ctx.db, runId, { phase: 'staged', stagedAt: new Date(), stagedPages: await countStagedPages(ctx.db, runId) });
   ctx.logger.info({ runId, ms: Math.round(performance.now() - fetchStarted), ...progress }, 'snapshot staged');
 }
 

@@ -118,7 +118,7 @@ export async function claimRun(db: Db, runId: string): Promise<ClaimResult> {
   });
 }
 
-export async function updateRun(db: Db, runId: string, patch: { status?: RunStatus; phase?: string; progress?: Record<string, unknown>; counts?: RunCounts; guard?: Record<string, unknown> | null; error?: string | null; stagedAt?: Date; finished?: boolean }): Promise<void> {
+export async function updateRun(db: Db, runId: string, patch: { status?: RunStatus; phase?: string; progress?: Record<string, unknown>; counts?: RunCounts; guard?: Record<string, unknown> | null; error?: string | null; stagedAt?: Date; stagedPages?: number; finished?: boolean }): Promise<void> {
   await db.updateTable('sync_runs').set({
     ...(patch.status ? { status: patch.status } : {}),
     ...(patch.phase ? { phase: patch.phase } : {}),
@@ -127,6 +127,7 @@ export async function updateRun(db: Db, runId: string, patch: { status?: RunStat
     ...(patch.guard !== undefined ? { guard: patch.guard === null ? null : JSON.stringify(patch.guard) } : {}),
     ...(patch.error !== undefined ? { error: patch.error } : {}),
     ...(patch.stagedAt ? { staged_at: patch.stagedAt } : {}),
+    ...(patch.stagedPages !== undefined ? { staged_pages: patch.stagedPages } : {}),
     ...(patch.finished ? { finished_at: new Date() } : {}),
   }).where('id', '=', runId).execute();
 }
