@@ -73,7 +73,7 @@ async function waitVisibly(ctx: AppContext, out: Output, runId: string, timeoutS
         if (out.json) return;
         // Once finished, the last progress report is stale: show only the outcome.
         const p = isFinished(r.status) ? null : (r.progress as { phase?: string; pages?: number; records?: number; resource?: string } | null);
-        const phase = p?.phase ?? (r.phase && r.phase !== r.status.toLowerCase() ? r.phase : '');
+        const phase = p?.phase ?? '';
         const line = `${r.status.toLowerCase()}${phase ? `: ${phase}` : ''}${p?.pages !== undefined ? ` — ${p.pages} pages, ${p.records} records${p.resource ? ` (${p.resource})` : ''}` : ''}`;
         if (line === last) return;
         last = line;

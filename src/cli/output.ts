@@ -30,7 +30,7 @@ const COUNT_LABELS: [keyof RunView['counts'], string][] = [
 export function formatRun(run: RunView): string {
   const lines = [
     `run ${run.id}  district ${run.districtId}  ${run.status}${run.dryRun ? ' (dry run: nothing applied)' : ''}`,
-    `  trigger ${run.trigger}, ${run.full ? 'complete snapshot' : 'delta'}, created ${run.createdAt}${run.durationMs !== null ? `, took ${(run.durationMs / 1000).toFixed(1)} s` : ''}`,
+    `  trigger ${run.trigger}, ${run.full ? 'complete snapshot' : `delta since ${run.deltaSince ?? '(none)'}`}, created ${run.createdAt}${run.durationMs !== null ? `, took ${(run.durationMs / 1000).toFixed(1)} s` : ''}`,
   ];
   if (run.error) lines.push(`  ${run.status === 'HELD' ? 'held' : 'error'}: ${run.error}`);
   if (run.status === 'HELD') lines.push(`  review the counts below, then: rostersync approve ${run.id}`);
