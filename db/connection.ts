@@ -22,7 +22,11 @@ export function withDefaultUser(databaseUrl: string): string {
   return url.toString();
 }
 
-export function createDb(databaseUrl: string, max = 10): Db {
-  const pool = new pg.Pool({ connectionString: withDefaultUser(databaseUrl), max });
+export function createDb(databaseUrl: string, options: { max?: number; onIdleError?: (err: Error) => void } = {}): Db {
+  const pool = new pg.Pool({ connectionString: withDefaultUser(databaseUrl), max: options.max ?? 10 });
+  // Postgres ends idle connections on a restart, a failover or an admin's
+  // command. The pool drops such a client by itself; without a listener the
+  // 'error' event would crash the process.
+  pool.on('error', (err) => options.onIdleError?.(err));
   return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
 }

@@ -18,7 +18,7 @@ export async function openContext(options: { config?: Config; logger?: Logger; m
   const config = options.config ?? loadConfig();
   const logger = options.logger ?? createLogger(config.LOG_LEVEL);
   if (options.migrate !== false) await ensureDatabase(config.DATABASE_URL);
-  const db = createDb(config.DATABASE_URL);
+  const db = createDb(config.DATABASE_URL, { onIdleError: (err) => logger.warn({ err: err.message }, 'idle Postgres connection closed by the server; the pool will open a new one') });
   if (options.migrate !== false) await migrateToLatest(db);
   let redis: Redis | undefined;
   return {

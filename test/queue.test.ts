@@ -64,3 +64,20 @@ async function waitForPhase(runId: string, status: string): Promise<void> {
   }
   throw new Error(`run ${runId} never reached ${status}`);
 }
+
+test('a Postgres connection ended by the server does not crash the process; the next query reconnects', async () => {
+  const { default: pg } = await import('pg');
+  const { withDefaultUser } = await import('../db/connection.js');
+  await Promise.all([1, 2, 3].map(() => t.ctx.db.selectFrom('districts').select('id').execute()));
+  const admin = new pg.Client({ connectionString: withDefaultUser('postgres://localhost:5432/postgres') });
+  await admin.connect();
+  try {
+    const name = new URL(t.databaseUrl).pathname.slice(1);
+    const killed = await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [name]);
+    expect(killed.rowCount).toBeGreaterThan(0);
+  } finally {
+    await admin.end();
+  }
+  await new Promise((r) => setTimeout(r, 200));
+  expect((await t.ctx.db.selectFrom('districts').select('id').orderBy('id').execute()).map((d) => d.id)).toEqual(['q1', 'q2']);
+});
