@@ -1,6 +1,6 @@
 import type { AppContext } from '../src/context.js';
 import { getDistrict } from '../src/districts/repository.js';
-import { createOrCoalesceRun, getRun, listRuns, type RunTrigger } from '../src/sync/runs.js';
+import { createOrCoalesceRun, getRun, type RunTrigger } from '../src/sync/runs.js';
 import { syncQueue } from './queues.js';
 
 /**
@@ -22,7 +22,10 @@ export class ApprovalError extends Error {}
 export async function approveRun(ctx: AppContext, runId: string) {
   const run = await getRun(ctx.db, runId);
   if (run.status !== 'HELD') throw new ApprovalError(`run ${runId} is ${run.status}, only a HELD run can be approved`);
-  const newer = (await listRuns(ctx.db, run.district_id, 50)).find((r) => r.created_at > run.created_at && r.status === 'SUCCEEDED' && !r.dry_run && !r.trigger.startsWith('ops:'));
+  const newer = await ctx.db.selectFrom('sync_runs').select('id')
+    .where('district_id', '=', run.district_id).where('created_at', '>', run.created_at)
+    .where('status', '=', 'SUCCEEDED').where('dry_run', '=', false).where('trigger', 'not like', 'ops:%')
+    .executeTakeFirst();
   if (newer) throw new ApprovalError(`run ${runId} is superseded by run ${newer.id}, which synced a newer snapshot; trigger a new sync instead`);
   const updated = await ctx.db.updateTable('sync_runs')
     .set({ status: 'QUEUED', approved: true, phase: 'queued', error: null, finished_at: null })

@@ -1,4 +1,4 @@
-import { enrollmentKey, zeroCounts, type Enrollment, type RosterClass, type User } from '../domain/model.js';
+import { zeroCounts, type Enrollment, type RosterClass, type User } from '../domain/model.js';
 import { departureReason, enrollmentIsCurrent, settleSeats, type ClassView, type StudentView } from '../licenses/rules.js';
 import type { EntityChanges, LocalEntity, LocalState, Plan, Snapshot } from './types.js';
 
@@ -217,4 +217,3 @@ function classViews(classes: Map<string, RosterClass>, courses: Map<string, { co
   return views;
 }
 
-export { enrollmentKey };
