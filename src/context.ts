@@ -17,6 +17,7 @@ export interface AppContext {
 export async function openContext(options: { config?: Config; logger?: Logger; migrate?: boolean } = {}): Promise<AppContext> {
   const config = options.config ?? loadConfig();
   const logger = options.logger ?? createLogger(config.LOG_LEVEL);
+  // Every command creates and migrates the database as needed, except `migrate`, which reports doing it.
   if (options.migrate !== false) await ensureDatabase(config.DATABASE_URL);
   const db = createDb(config.DATABASE_URL, { onIdleError: (err) => logger.warn({ err: err.message }, 'idle Postgres connection closed by the server; the pool will open a new one') });
   if (options.migrate !== false) await migrateToLatest(db);

@@ -141,6 +141,13 @@ test('purge erases roster data for good, keeps the district and pools, and audit
   const audit = await t.ctx.db.selectFrom('audit_log').selectAll().where('action', '=', 'purge').execute();
   expect(audit).toEqual([expect.objectContaining({ district_id: 'cli-d', entity: 'district', detail: expect.objectContaining({ users: 30 }) })]);
   expect((await cli('licenses', 'cli-d', '--json')).json).toEqual([expect.objectContaining({ product: 'READ', seats: 50 })]);
+
+  // The full summer wipe: every roster record goes; the district and its pools stay.
+  const wipe = await cli('purge', 'cli-d', '--yes', '--json');
+  expect(wipe.json).toMatchObject({ scope: 'all-roster-data', users: 80 - 30 + server.district.teachers.size });
+  expect((await cli('users', 'cli-d', '--json')).json).toEqual([]);
+  expect(await t.ctx.db.selectFrom('classes').select('id').where('district_id', '=', 'cli-d').execute()).toEqual([]);
+  expect((await cli('licenses', 'cli-d', '--json')).json).toEqual([expect.objectContaining({ product: 'READ', seats: 50, assigned: 0 })]);
 });
 
 test('a ClassLink district is added with OAuth 2 credentials (redacted) and its full-snapshot interval', async () => {
@@ -151,4 +158,19 @@ test('a ClassLink district is added with OAuth 2 credentials (redacted) and its 
   expect(add.stdout).not.toContain('top-secret');
   const wrong = await cli('district', 'add', 'cli-x', '--provider', 'clever', '--base-url', server.url, '--token', 'T', '--full-every-hours', '12', '--json');
   expect(wrong).toMatchObject({ code: 2, json: { error: expect.stringContaining('--full-every-hours applies to providers with delta syncs') } });
+});
+
+test('migrate creates a missing database and reports what it applied', async () => {
+  const { default: pg } = await import('pg');
+  const { withDefaultUser } = await import('../db/connection.js');
+  const url = new URL(t.databaseUrl);
+  url.pathname = `${url.pathname}_m`;
+  const first = await runCli({ ...t.env, DATABASE_URL: url.toString() }, ['migrate', '--json']);
+  const again = await runCli({ ...t.env, DATABASE_URL: url.toString() }, ['migrate', '--json']);
+  const admin = new pg.Client({ connectionString: withDefaultUser('postgres://localhost:5432/postgres') });
+  await admin.connect();
+  await admin.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(url.pathname.slice(1))} WITH (FORCE)`);
+  await admin.end();
+  expect(first).toMatchObject({ code: 0, json: { ok: true, created: true, applied: ['001_init'] } });
+  expect(again).toMatchObject({ code: 0, json: { ok: true, created: false, applied: [] } });
 });

@@ -81,3 +81,20 @@ test('a Postgres connection ended by the server does not crash the process; the 
   await new Promise((r) => setTimeout(r, 200));
   expect((await t.ctx.db.selectFrom('districts').select('id').orderBy('id').execute()).map((d) => d.id)).toEqual(['q1', 'q2']);
 });
+
+test('a district with a schedule syncs on its own; clearing the schedule stops it', async () => {
+  const { syncSchedules } = await import('../jobs/scheduler.js');
+  const { getDistrict, upsertDistrict } = await import('../src/districts/repository.js');
+  const q2 = await getDistrict(t.ctx.db, 'q2');
+  await upsertDistrict(t.ctx.db, { id: 'q2', settings: q2.settings, schedule: '*/1 * * * * *' });
+  expect((await syncSchedules(t.ctx)).scheduled).toEqual(['district:q2']);
+  const scheduledRun = async () => t.ctx.db.selectFrom('sync_runs').selectAll()
+    .where('district_id', '=', 'q2').where('trigger', '=', 'schedule').where('status', '=', 'SUCCEEDED').executeTakeFirst();
+  const deadline = Date.now() + 20000;
+  while (!(await scheduledRun()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  expect(await scheduledRun()).toBeDefined();
+
+  await upsertDistrict(t.ctx.db, { id: 'q2', settings: q2.settings, schedule: null });
+  expect(await syncSchedules(t.ctx)).toEqual({ scheduled: [], removed: ['district:q2'] });
+  expect(await syncQueue(t.ctx).getJobSchedulers()).toEqual([]);
+});

@@ -5,7 +5,7 @@ import { closeQueue, syncQueue } from '../../jobs/queues.js';
 import { syncSchedules } from '../../jobs/scheduler.js';
 import { createSyncWorker } from '../../jobs/sync-worker.js';
 import { approveRun, triggerSync } from '../../jobs/trigger.js';
-import { migrateToLatest } from '../../db/migrate.js';
+import { ensureDatabase, migrateToLatest } from '../../db/migrate.js';
 import { loadConfig } from '../config.js';
 import { openContext, type AppContext } from '../context.js';
 import { createLogger } from '../logger.js';
@@ -26,7 +26,7 @@ const EXIT = { ok: 0, error: 1, usage: 2, held: 3 } as const;
 type Action = (ctx: AppContext, out: Output, ...args: never[]) => Promise<number | void>;
 
 /** Opens the app context for one command, maps any error to a clear message and exit code. */
-function run(action: Action) {
+function run(action: Action, options: { migrate?: boolean } = {}) {
   return async (...args: unknown[]) => {
     const command = args[args.length - 1] as Command;
     const out = createOutput(Boolean(command.opts().json));
@@ -36,7 +36,7 @@ function run(action: Action) {
       const config = loadConfig();
       // The CLI's own output is the result; worker chatter stays at warn unless asked for.
       const logger = createLogger(process.env.LOG_LEVEL ?? 'warn');
-      ctx = await openContext({ config, logger });
+      ctx = await openContext({ config, logger, migrate: options.migrate });
       code = (await action(ctx, out, ...(args.slice(0, -1) as never[]))) ?? EXIT.ok;
     } catch (err) {
       code = err instanceof UsageError || err instanceof ZodError ? EXIT.usage : EXIT.error;
@@ -105,10 +105,10 @@ export function buildProgram(): Command {
 
   program.command('migrate').description('create the database if needed and apply migrations').addOption(json())
     .action(run(async (ctx, out) => {
-      // openContext already migrated; report the state.
+      const created = await ensureDatabase(ctx.config.DATABASE_URL);
       const applied = await migrateToLatest(ctx.db);
-      out.result({ ok: true, applied }, () => 'database is up to date');
-    }));
+      out.result({ ok: true, created, applied }, () => `${created ? 'database created; ' : ''}${applied.length ? `applied ${applied.join(', ')}` : 'database is up to date'}`);
+    }, { migrate: false }));
 
   const district = program.command('district').description('manage districts');
   district.command('add <id>').description('add or update a district')
