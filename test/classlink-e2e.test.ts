@@ -189,3 +189,17 @@ test('429 and 5xx bursts recover, and a mass deletion arriving as tombstones in 
     await server.stop();
   }
 });
+
+test('a server that sends only X-Total-Count (no Link header) and caps limit is still paged exactly once through', async () => {
+  const server = new FakeOneRosterServer(new RosterDistrict({ ...SPEC, seed: 81 }), { version: '1.1', auth: CASES[0]![2], maxLimit: 25, linkHeaders: false });
+  await server.start();
+  try {
+    await upsertDistrict(t.ctx.db, { id: 'cl-count', schedule: null, settings: settingsFor(server) });
+    const run = await syncNow(t.ctx, 'cl-count');
+    expect(run).toMatchObject({ status: 'SUCCEEDED', counts: { usersCreated: 90 + server.district.teachers.size } });
+    const offsets = server.requestsTo('/users?').map((r) => new URL(r.path, 'http://x').searchParams.get('offset'));
+    expect(offsets).toEqual(['0', '25', '50', '75']);
+  } finally {
+    await server.stop();
+  }
+});

@@ -104,7 +104,8 @@ export class OneRosterConnector implements Connector {
       const link = nextLink(headers.link);
       // A server may cap limit below what we asked: advance by what it returned.
       let next: string | undefined;
-      if (link) next = link;
+      // RFC 8288: a relative reference resolves against the URL that was requested.
+      if (link) next = new URL(link, http.resolve(url)).toString();
       else if (items.length === 0) next = undefined;
       else if (total !== undefined && Number.isFinite(total)) next = offset < total ? query(offset) : undefined;
       else next = items.length < limit ? undefined : query(offset);
