@@ -116,6 +116,7 @@ export interface SyncRunsTable {
   attempts: Generated<number>;
   created_at: DefaultTimestamp;
   started_at: Timestamp | null;
+  heartbeat_at: Timestamp | null;
   staged_at: Timestamp | null;
   staged_pages: number | null;
   finished_at: Timestamp | null;

@@ -13,6 +13,8 @@ const EnvSchema = z.object({
   // How long a worker may go silent before BullMQ hands its job to another worker.
   WORKER_LOCK_MS: z.coerce.number().int().positive().default(30000),
   WORKER_STALLED_INTERVAL_MS: z.coerce.number().int().positive().default(30000),
+  // A RUNNING run silent this long lost its worker (and its job): the next run of its district takes over.
+  RUN_STALE_MS: z.coerce.number().int().positive().default(15 * 60 * 1000),
 });
 
 export type Config = z.infer<typeof EnvSchema>;

@@ -98,3 +98,26 @@ test('a district with a schedule syncs on its own; clearing the schedule stops i
   expect(await syncSchedules(t.ctx)).toEqual({ scheduled: [], removed: ['district:q2'] });
   expect(await syncQueue(t.ctx).getJobSchedulers()).toEqual([]);
 });
+
+test('a RUNNING run whose worker vanished without a trace is taken over once its heartbeat is stale', async () => {
+  // What a worker leaves behind when it dies while the database is down: RUNNING, no job, no heartbeat since.
+  const stuck = await t.ctx.db.insertInto('sync_runs').values({
+    district_id: 'q1', trigger: 'cli', status: 'RUNNING', dry_run: false, full_snapshot: true,
+    started_at: new Date(Date.now() - 3_600_000), heartbeat_at: new Date(Date.now() - 3_600_000),
+  }).returning('id').executeTakeFirstOrThrow();
+  const { run } = await triggerSync(t.ctx, 'q1', { trigger: 'cli' });
+  const done = await waitForRun(t.ctx.db, run.id, { timeoutMs: 30000, intervalMs: 50 });
+  expect(done.status).toBe('SUCCEEDED');
+  const old = await t.ctx.db.selectFrom('sync_runs').select(['status', 'error']).where('id', '=', stuck.id).executeTakeFirstOrThrow();
+  expect(old).toMatchObject({ status: 'FAILED', error: expect.stringContaining(`abandoned: no heartbeat since`) });
+
+  // A RUNNING run with a fresh heartbeat is not touched: the next run waits for it.
+  const live = await t.ctx.db.insertInto('sync_runs').values({
+    district_id: 'q1', trigger: 'cli', status: 'RUNNING', dry_run: false, full_snapshot: true, started_at: new Date(), heartbeat_at: new Date(),
+  }).returning('id').executeTakeFirstOrThrow();
+  const { run: waiting } = await triggerSync(t.ctx, 'q1', { trigger: 'cli' });
+  await new Promise((r) => setTimeout(r, 1500));
+  expect((await t.ctx.db.selectFrom('sync_runs').select('status').where('id', '=', waiting.id).executeTakeFirstOrThrow()).status).toBe('QUEUED');
+  await t.ctx.db.updateTable('sync_runs').set({ status: 'FAILED', finished_at: new Date() }).where('id', '=', live.id).execute();
+  expect((await waitForRun(t.ctx.db, waiting.id, { timeoutMs: 30000, intervalMs: 50 })).status).toBe('SUCCEEDED');
+});

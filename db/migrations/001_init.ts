@@ -128,6 +128,9 @@ export async function up(db: Kysely<unknown>): Promise<void> {
       attempts integer NOT NULL DEFAULT 0,
       created_at timestamptz NOT NULL DEFAULT clock_timestamp(),
       started_at timestamptz,
+      -- Set at claim and on every progress report: a RUNNING run whose heartbeat
+      -- stops is abandoned, and the next run of its district takes over.
+      heartbeat_at timestamptz,
       staged_at timestamptz,
       staged_pages integer,
       finished_at timestamptz

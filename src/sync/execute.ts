@@ -22,15 +22,14 @@ export interface Progress {
 
 export interface ExecuteHooks {
   onProgress?: (progress: Progress) => void | Promise<void>;
-  signal?: AbortSignal;
 }
 
 export type ExecuteOutcome = ClaimResult['outcome'] | 'done';
 
 const today = (d: Date) => d.toISOString().slice(0, 10);
 
+/** Logged at the reconcile step, where a run's memory peaks. */
 const memory = () => {
-  (globalThis as { gc?: () => void }).gc?.();
   const m = process.memoryUsage();
   return { heapMb: Math.round(m.heapUsed / 1048576), rssMb: Math.round(m.rss / 1048576) };
 };
@@ -41,7 +40,7 @@ const memory = () => {
  * either hold it or apply it, all in one transaction with the run's final row.
  */
 export async function executeRun(ctx: AppContext, runId: string, hooks: ExecuteHooks = {}): Promise<ExecuteOutcome> {
-  const claim = await claimRun(ctx.db, runId);
+  const claim = await claimRun(ctx.db, runId, ctx.config.RUN_STALE_MS);
   if (claim.outcome !== 'claimed') return claim.outcome;
   const run = claim.run;
   const log = ctx.logger.child({ districtId: run.district_id, runId });
@@ -71,7 +70,7 @@ export async function executeRun(ctx: AppContext, runId: string, hooks: ExecuteH
       log.info({ attempt: run.attempts, provider: district.provider, complete, since }, 'fetching roster snapshot');
       // The snapshot is built in memory as it is staged; the stage is for whoever resumes or approves.
       const builder = new SnapshotBuilder(complete, interner);
-      await fetchIntoStage(ctx, connector, runId, { full: complete, since: since ?? undefined }, builder, report, hooks.signal);
+      await fetchIntoStage(ctx, connector, runId, { full: complete, since: since ?? undefined }, builder, report);
       snapshot = builder.build();
     } else {
       log.info({ attempt: run.attempts }, 'snapshot already staged; resuming at reconcile');
@@ -169,7 +168,7 @@ async function chooseSnapshotKind(ctx: AppContext, districtId: string, connector
 
 const DELTA_OVERLAP_MS = 5 * 60 * 1000;
 
-async function fetchIntoStage(ctx: AppContext, connector: Connector, runId: string, opts: { full: boolean; since?: Date }, builder: SnapshotBuilder, report: (p: Progress) => Promise<void>, signal?: AbortSignal): Promise<void> {
+async function fetchIntoStage(ctx: AppContext, connector: Connector, runId: string, opts: { full: boolean; since?: Date }, builder: SnapshotBuilder, report: (p: Progress) => Promise<void>): Promise<void> {
   // A half-staged snapshot from a dead attempt cannot be trusted to be whole: start over.
   await clearStage(ctx.db, runId);
   const fetchStarted = performance.now();
@@ -178,7 +177,6 @@ async function fetchIntoStage(ctx: AppContext, connector: Connector, runId: stri
   await report(progress);
   for await (const batch of connector.fetch({
     ...opts,
-    signal,
     onPage: (p) => { progress = { phase: 'fetch', ...p }; },
   })) {
     await stageBatch(ctx.db, runId, batch);

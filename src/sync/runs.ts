@@ -102,17 +102,26 @@ export type ClaimResult = { outcome: 'claimed'; run: SyncRunRow } | { outcome: '
  * already RUNNING is re-claimed: the queue hands a job to a new worker only
  * when its previous worker stopped holding it, so the old attempt is dead.
  */
-export async function claimRun(db: Db, runId: string): Promise<ClaimResult> {
+export async function claimRun(db: Db, runId: string, staleMs: number): Promise<ClaimResult> {
   return db.transaction().execute(async (trx) => {
     const run = await getRun(trx, runId);
     await lockDistrict(trx, run.district_id);
     const current = await getRun(trx, runId);
     if (current.status !== 'QUEUED' && current.status !== 'RUNNING') return { outcome: 'finished', run: current };
-    const other = await trx.selectFrom('sync_runs').select('id')
+    const other = await trx.selectFrom('sync_runs').select(['id', 'heartbeat_at'])
       .where('district_id', '=', current.district_id).where('status', '=', 'RUNNING').where('id', '!=', runId).executeTakeFirst();
-    if (other) return { outcome: 'busy', blockedBy: other.id };
+    if (other) {
+      const lastBeat = other.heartbeat_at?.getTime() ?? 0;
+      if (Date.now() - lastBeat < staleMs) return { outcome: 'busy', blockedBy: other.id };
+      // Its worker died where nothing could record it (the database was down too,
+      // say) and its job is gone: it would block the district for ever.
+      await trx.updateTable('sync_runs')
+        .set({ status: 'FAILED', phase: 'failed', finished_at: new Date(), error: `abandoned: no heartbeat since ${other.heartbeat_at?.toISOString() ?? 'it started'}; run ${runId} took over` })
+        .where('id', '=', other.id).execute();
+      await trx.deleteFrom('run_stage').where('run_id', '=', other.id).execute();
+    }
     const claimed = await trx.updateTable('sync_runs')
-      .set({ status: 'RUNNING', started_at: current.started_at ?? new Date(), attempts: sql`attempts + 1`, error: null })
+      .set({ status: 'RUNNING', started_at: current.started_at ?? new Date(), heartbeat_at: new Date(), attempts: sql`attempts + 1`, error: null })
       .where('id', '=', runId).returningAll().executeTakeFirstOrThrow();
     return { outcome: 'claimed', run: claimed };
   });
@@ -121,7 +130,7 @@ export async function claimRun(db: Db, runId: string): Promise<ClaimResult> {
 export async function updateRun(db: Db, runId: string, patch: { status?: RunStatus; phase?: string; progress?: Record<string, unknown>; counts?: RunCounts; guard?: Record<string, unknown> | null; error?: string | null; stagedAt?: Date; stagedPages?: number; finished?: boolean }): Promise<void> {
   await db.updateTable('sync_runs').set({
     ...(patch.status ? { status: patch.status } : {}),
-    ...(patch.phase ? { phase: patch.phase } : {}),
+    ...(patch.phase ? { phase: patch.phase, heartbeat_at: new Date() } : {}),
     ...(patch.progress ? { progress: JSON.stringify(patch.progress) } : {}),
     ...(patch.counts ? { counts: JSON.stringify(patch.counts) } : {}),
     ...(patch.guard !== undefined ? { guard: patch.guard === null ? null : JSON.stringify(patch.guard) } : {}),
