@@ -1,6 +1,6 @@
 import type { AppContext } from '../src/context.js';
 import { getDistrict } from '../src/districts/repository.js';
-import { createOrCoalesceRun, getRun, type RunTrigger } from '../src/sync/runs.js';
+import { appliedSyncRuns, createOrCoalesceRun, getRun, type RunTrigger } from '../src/sync/runs.js';
 import { syncQueue } from './queues.js';
 
 /**
@@ -22,9 +22,8 @@ export class ApprovalError extends Error {}
 export async function approveRun(ctx: AppContext, runId: string) {
   const run = await getRun(ctx.db, runId);
   if (run.status !== 'HELD') throw new ApprovalError(`run ${runId} is ${run.status}, only a HELD run can be approved`);
-  const newer = await ctx.db.selectFrom('sync_runs').select('id')
+  const newer = await appliedSyncRuns(ctx.db).select('id')
     .where('district_id', '=', run.district_id).where('created_at', '>', run.created_at)
-    .where('status', '=', 'SUCCEEDED').where('dry_run', '=', false).where('trigger', 'not like', 'ops:%')
     .executeTakeFirst();
   if (newer) throw new ApprovalError(`run ${runId} is superseded by run ${newer.id}, which synced a newer snapshot; trigger a new sync instead`);
   const updated = await ctx.db.updateTable('sync_runs')

@@ -39,6 +39,7 @@ export async function listUsers(db: Db, districtId: string, filter: { status?: U
 }
 
 export interface LicenseView {
+  districtId: string;
   product: string;
   seats: number;
   assigned: number;
@@ -46,12 +47,18 @@ export interface LicenseView {
   scope: { schools: string[]; grades: string[]; courses: string[] };
 }
 
-export async function listLicenses(db: Db, districtId: string): Promise<LicenseView[]> {
-  await getDistrict(db, districtId);
+/** Seats held and students waiting, per pool: of one district, or of all (for metrics). */
+export async function poolUsage(db: Db, districtId?: string): Promise<LicenseView[]> {
   const rows = await sql<LicenseView>`
-    SELECT p.product, p.seats, p.scope,
+    SELECT p.district_id AS "districtId", p.product, p.seats, p.scope,
       (SELECT count(*)::int FROM seat_assignments s WHERE s.pool_id = p.id AND s.released_at IS NULL) AS assigned,
       (SELECT count(*)::int FROM waitlist w WHERE w.pool_id = p.id) AS waitlisted
-    FROM license_pools p WHERE p.district_id = ${districtId} ORDER BY p.product`.execute(db);
+    FROM license_pools p ${districtId === undefined ? sql`` : sql`WHERE p.district_id = ${districtId}`}
+    ORDER BY p.district_id, p.product`.execute(db);
   return rows.rows;
+}
+
+export async function listLicenses(db: Db, districtId: string): Promise<LicenseView[]> {
+  await getDistrict(db, districtId);
+  return poolUsage(db, districtId);
 }

@@ -1,5 +1,5 @@
 import type { FakeCleverServer } from '../fixtures/clever/server.js';
-import { createTestEnv, type TestEnv } from './helpers/context.js';
+import { createTestEnv, dropDatabase, type TestEnv } from './helpers/context.js';
 import { startClever } from './helpers/district.js';
 import { runCli } from './helpers/cli.js';
 
@@ -161,16 +161,11 @@ test('a ClassLink district is added with OAuth 2 credentials (redacted) and its 
 });
 
 test('migrate creates a missing database and reports what it applied', async () => {
-  const { default: pg } = await import('pg');
-  const { withDefaultUser } = await import('../db/connection.js');
   const url = new URL(t.databaseUrl);
   url.pathname = `${url.pathname}_m`;
   const first = await runCli({ ...t.env, DATABASE_URL: url.toString() }, ['migrate', '--json']);
   const again = await runCli({ ...t.env, DATABASE_URL: url.toString() }, ['migrate', '--json']);
-  const admin = new pg.Client({ connectionString: withDefaultUser('postgres://localhost:5432/postgres') });
-  await admin.connect();
-  await admin.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(url.pathname.slice(1))} WITH (FORCE)`);
-  await admin.end();
+  await dropDatabase(url.pathname.slice(1));
   expect(first).toMatchObject({ code: 0, json: { ok: true, created: true, applied: ['001_init'] } });
   expect(again).toMatchObject({ code: 0, json: { ok: true, created: false, applied: [] } });
 });

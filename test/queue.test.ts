@@ -2,7 +2,7 @@ import type { FakeCleverServer } from '../fixtures/clever/server.js';
 import { syncQueue } from '../jobs/queues.js';
 import { triggerSync } from '../jobs/trigger.js';
 import { waitForRun } from '../src/sync/wait.js';
-import { createTestEnv, type TestEnv } from './helpers/context.js';
+import { adminQuery, createTestEnv, type TestEnv } from './helpers/context.js';
 import { addCleverDistrict, startClever } from './helpers/district.js';
 
 let t: TestEnv;
@@ -66,18 +66,10 @@ async function waitForPhase(runId: string, status: string): Promise<void> {
 }
 
 test('a Postgres connection ended by the server does not crash the process; the next query reconnects', async () => {
-  const { default: pg } = await import('pg');
-  const { withDefaultUser } = await import('../db/connection.js');
   await Promise.all([1, 2, 3].map(() => t.ctx.db.selectFrom('districts').select('id').execute()));
-  const admin = new pg.Client({ connectionString: withDefaultUser('postgres://localhost:5432/postgres') });
-  await admin.connect();
-  try {
-    const name = new URL(t.databaseUrl).pathname.slice(1);
-    const killed = await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [name]);
-    expect(killed.rowCount).toBeGreaterThan(0);
-  } finally {
-    await admin.end();
-  }
+  const name = new URL(t.databaseUrl).pathname.slice(1);
+  const killed = await adminQuery('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [name]);
+  expect(killed.rowCount).toBeGreaterThan(0);
   await new Promise((r) => setTimeout(r, 200));
   expect((await t.ctx.db.selectFrom('districts').select('id').orderBy('id').execute()).map((d) => d.id)).toEqual(['q1', 'q2']);
 });

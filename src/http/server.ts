@@ -6,8 +6,8 @@ import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { z } from 'zod';
 import type { AppContext } from '../context.js';
 import { getDistrict, NotFoundError } from '../districts/repository.js';
-import { listUsers } from '../queries.js';
-import { getRun, listRuns, toRunView } from '../sync/runs.js';
+import { listUsers, poolUsage } from '../queries.js';
+import { appliedSyncRuns, getRun, listRuns, toRunView } from '../sync/runs.js';
 import { ApprovalError, approveRun, triggerSync } from '../../jobs/trigger.js';
 
 const SyncBody = z.object({ dryRun: z.boolean().optional(), full: z.boolean().optional() }).strict();
@@ -36,15 +36,10 @@ function metricsRegistry(ctx: AppContext): Registry {
     name: 'rostersync_seats', help: 'License seats by district, product and state', labelNames: ['district', 'product', 'state'], registers: [registry],
     async collect() {
       this.reset();
-      const rows = await sql<{ district_id: string; product: string; seats: number; assigned: number; waitlisted: number }>`
-        SELECT p.district_id, p.product, p.seats,
-          (SELECT count(*)::int FROM seat_assignments s WHERE s.pool_id = p.id AND s.released_at IS NULL) AS assigned,
-          (SELECT count(*)::int FROM waitlist w WHERE w.pool_id = p.id) AS waitlisted
-        FROM license_pools p`.execute(ctx.db);
-      for (const r of rows.rows) {
-        this.set({ district: r.district_id, product: r.product, state: 'total' }, r.seats);
-        this.set({ district: r.district_id, product: r.product, state: 'assigned' }, r.assigned);
-        this.set({ district: r.district_id, product: r.product, state: 'waitlisted' }, r.waitlisted);
+      for (const p of await poolUsage(ctx.db)) {
+        this.set({ district: p.districtId, product: p.product, state: 'total' }, p.seats);
+        this.set({ district: p.districtId, product: p.product, state: 'assigned' }, p.assigned);
+        this.set({ district: p.districtId, product: p.product, state: 'waitlisted' }, p.waitlisted);
       }
     },
   });
@@ -52,10 +47,10 @@ function metricsRegistry(ctx: AppContext): Registry {
     name: 'rostersync_last_success_timestamp_seconds', help: 'When each district last synced successfully', labelNames: ['district'], registers: [registry],
     async collect() {
       this.reset();
-      const rows = await sql<{ district_id: string; at: number }>`
-        SELECT district_id, extract(epoch FROM max(finished_at))::float8 AS at FROM sync_runs
-        WHERE status = 'SUCCEEDED' AND NOT dry_run AND trigger NOT LIKE 'ops:%' GROUP BY 1`.execute(ctx.db);
-      for (const r of rows.rows) this.set({ district: r.district_id }, Number(r.at));
+      const rows = await appliedSyncRuns(ctx.db)
+        .select(['district_id', sql<number>`extract(epoch FROM max(finished_at))::float8`.as('at')])
+        .groupBy('district_id').execute();
+      for (const r of rows) this.set({ district: r.district_id }, Number(r.at));
     },
   });
   return registry;

@@ -9,7 +9,7 @@ import { reconcile } from '../reconcile/reconcile.js';
 import type { Plan, Snapshot } from '../reconcile/types.js';
 import { applyPlan } from './apply.js';
 import { loadLocalState } from './local-state.js';
-import { claimRun, lockDistrict, updateRun, type ClaimResult } from './runs.js';
+import { appliedSyncRuns, claimRun, lockDistrict, updateRun, type ClaimResult } from './runs.js';
 import { clearStage, countStagedPages, loadSnapshot, SnapshotBuilder, stageBatch } from './stage.js';
 import { Interner } from './intern.js';
 
@@ -154,9 +154,8 @@ export async function reconcileAndApply(ctx: AppContext, district: District, sna
  */
 async function chooseSnapshotKind(ctx: AppContext, districtId: string, connector: Connector, run: SyncRunRow): Promise<{ complete: boolean; since: Date | null }> {
   if (run.full_snapshot || run.dry_run || !connector.supportsDelta) return { complete: true, since: null };
-  const applied = ctx.db.selectFrom('sync_runs').select(['started_at', 'full_snapshot'])
-    .where('district_id', '=', districtId).where('status', '=', 'SUCCEEDED').where('dry_run', '=', false)
-    .where('trigger', 'not like', 'ops:%').where('id', '!=', run.id).orderBy('started_at', 'desc');
+  const applied = appliedSyncRuns(ctx.db).select(['started_at', 'full_snapshot'])
+    .where('district_id', '=', districtId).where('id', '!=', run.id).orderBy('started_at', 'desc');
   const last = await applied.executeTakeFirst();
   const lastFull = await applied.where('full_snapshot', '=', true).executeTakeFirst();
   if (!last?.started_at || !lastFull?.started_at) return { complete: true, since: null };

@@ -54,6 +54,14 @@ export function toRunView(row: SyncRunRow): RunView {
 
 export const isFinished = (status: RunStatus) => status === 'SUCCEEDED' || status === 'FAILED' || status === 'HELD';
 
+/**
+ * Syncs whose snapshot was applied: the district's roster as of their start.
+ * Dry runs changed nothing, and ops actions read no provider.
+ */
+export function appliedSyncRuns(db: Db) {
+  return db.selectFrom('sync_runs').where('status', '=', 'SUCCEEDED').where('dry_run', '=', false).where('trigger', 'not like', 'ops:%');
+}
+
 /** Serialises everything one district does, across processes, for one transaction. */
 export async function lockDistrict(db: Db, districtId: string): Promise<void> {
   await sql`SELECT pg_advisory_xact_lock(hashtext('rostersync:district'), hashtext(${districtId}))`.execute(db);

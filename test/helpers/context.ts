@@ -67,14 +67,19 @@ export async function createTestEnv(overrides: Record<string, string> = {}): Pro
   };
 }
 
-async function dropDatabase(name: string): Promise<void> {
+/** Runs one statement on the Postgres maintenance database (as the tests' superuser). */
+export async function adminQuery(text: string, params: unknown[] = []): Promise<pg.QueryResult> {
   const admin = new pg.Client({ connectionString: ADMIN_URL });
   await admin.connect();
   try {
-    await admin.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)} WITH (FORCE)`);
+    return await admin.query(text, params);
   } finally {
     await admin.end();
   }
+}
+
+export async function dropDatabase(name: string): Promise<void> {
+  await adminQuery(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)} WITH (FORCE)`);
 }
 
 async function deleteKeys(prefix: string): Promise<void> {
