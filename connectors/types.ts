@@ -1,7 +1,12 @@
-import type { RecordKind, RecordKinds } from '../src/domain/model.js';
+import type { QuarantinedRecord, RecordKind, RecordKinds } from '../src/domain/model.js';
 
 /** One page's worth of canonical records of one kind. */
-export type SnapshotBatch = { [K in RecordKind]: { kind: K; records: RecordKinds[K][] } }[RecordKind];
+export type RecordBatch = { [K in RecordKind]: { kind: K; records: RecordKinds[K][] } }[RecordKind];
+/**
+ * What a connector yields: canonical records, or the records of a page it could
+ * not read (one bad record never fails the page, let alone the run).
+ */
+export type SnapshotBatch = RecordBatch | { kind: 'quarantine'; records: QuarantinedRecord[] };
 
 export interface FetchProgress {
   pages: number;

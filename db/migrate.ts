@@ -2,10 +2,12 @@ import pg from 'pg';
 import { Migrator, type Migration, type MigrationProvider } from 'kysely';
 import { withDefaultUser, type Db } from './connection.js';
 import * as m001 from './migrations/001_init.js';
+import * as m002 from './migrations/002_hardening.js';
+import * as m003 from './migrations/003_sso.js';
 
 // Listed here rather than read from disk, so migrations load the same way under
 // tsx, jest and any bundler.
-const migrations: Record<string, Migration> = { '001_init': m001 };
+const migrations: Record<string, Migration> = { '001_init': m001, '002_hardening': m002, '003_sso': m003 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };
 

@@ -16,6 +16,9 @@ export interface DistrictsTable {
   schedule: string | null;
   deletion_threshold_pct: number;
   deletion_threshold_min: number;
+  loss_threshold_pct: Generated<number>;
+  quarantine_threshold_min: Generated<number>;
+  quarantine_threshold_pct: Generated<number>;
   created_at: DefaultTimestamp;
   updated_at: DefaultTimestamp;
 }
@@ -53,6 +56,7 @@ export interface UsersTable {
   family_name: string;
   email: string | null;
   username: string | null;
+  sis_id: string | null;
   grades: string[];
   school_sourced_ids: string[];
   created_at: DefaultTimestamp;
@@ -130,6 +134,19 @@ export interface RunStageTable {
   data: string;
 }
 
+export interface RunPlanItemsTable {
+  run_id: string;
+  seq: number;
+  section: string;
+  action: string;
+  sourced_id: string;
+  name: string | null;
+  role: string | null;
+  class_sourced_id: string | null;
+  product: string | null;
+  reason: string | null;
+}
+
 export interface AuditLogTable {
   id: Generated<string>;
   district_id: string;
@@ -154,9 +171,58 @@ export interface Database {
   waitlist: WaitlistTable;
   sync_runs: SyncRunsTable;
   run_stage: RunStageTable;
+  run_plan_items: RunPlanItemsTable;
   audit_log: AuditLogTable;
+  // --- Sign-in (OIDC, issue #9): db/migrations/003_sso.ts ---
+  sso_apps: SsoAppsTable;
+  sso_tenants: SsoTenantsTable;
+  sso_states: SsoStatesTable;
+  sso_sessions: SsoSessionsTable;
+  // --- end sign-in ---
 }
 
 export type DistrictRow = Selectable<DistrictsTable>;
 export type SyncRunRow = Selectable<SyncRunsTable>;
 export type NewSyncRun = Insertable<SyncRunsTable>;
+
+// --- Sign-in (OIDC, issue #9) ---
+export interface SsoAppsTable {
+  id: Generated<string>;
+  provider: string;
+  issuer: string;
+  client_id: string;
+  client_secret_sealed: string;
+  created_at: DefaultTimestamp;
+  updated_at: DefaultTimestamp;
+}
+
+export interface SsoTenantsTable {
+  district_id: string;
+  provider: string;
+  app_id: string;
+  tenant: string;
+  api_url: string;
+  jit: Generated<boolean>;
+  created_at: DefaultTimestamp;
+  updated_at: DefaultTimestamp;
+}
+
+export interface SsoStatesTable {
+  state_hash: string;
+  browser_hash: string;
+  provider: string;
+  district_id: string;
+  nonce: string;
+  code_verifier: string;
+  expires_at: Timestamp;
+}
+
+export interface SsoSessionsTable {
+  id_hash: string;
+  user_id: string;
+  district_id: string;
+  via: string;
+  created_at: DefaultTimestamp;
+  expires_at: Timestamp;
+}
+// --- end sign-in ---

@@ -32,6 +32,34 @@ export function syncQueue(ctx: AppContext): Queue<SyncJobData> {
   return queue;
 }
 
+/** How long a trigger waits for Redis before saying it is down. */
+const REDIS_PING_MS = 2000;
+
+/**
+ * Fails fast with a clear message when Redis does not answer: the queue's
+ * connection retries for ever (workers must outlive Redis restarts), so a
+ * trigger that just added a job would hang instead.
+ */
+export async function queueReachable(ctx: AppContext): Promise<void> {
+  const redis = ctx.redis();
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new QueueUnavailableError(`Redis at ${redactRedisUrl(ctx.config.REDIS_URL)} did not answer within ${REDIS_PING_MS / 1000} s; is it running? Nothing was queued`)), REDIS_PING_MS);
+  });
+  try {
+    await Promise.race([redis.ping(), timeout]);
+  } catch (err) {
+    if (err instanceof QueueUnavailableError) throw err;
+    throw new QueueUnavailableError(`Redis at ${redactRedisUrl(ctx.config.REDIS_URL)} refused the queue: ${(err as Error).message}; nothing was queued`);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export class QueueUnavailableError extends Error {}
+
+const redactRedisUrl = (url: string) => url.replace(/\/\/([^@/]*)@/, '//[redacted]@');
+
 export async function closeQueue(ctx: AppContext): Promise<void> {
   await queues.get(ctx)?.close();
   queues.delete(ctx);

@@ -61,9 +61,9 @@ async function makeDistrict(id: string, seats: { all: number; math: number; sch2
 
 async function apply(districtId: string, snapshot: Snapshot): Promise<void> {
   const district = await getDistrict(t.ctx.db, districtId);
-  const run = await t.ctx.db.insertInto('sync_runs').values({ district_id: districtId, trigger: 'cli', status: 'RUNNING', dry_run: false, full_snapshot: true })
+  const run = await t.ctx.db.insertInto('sync_runs').values({ district_id: districtId, trigger: 'cli', status: 'RUNNING', dry_run: false, full_snapshot: true, attempts: 1 })
     .returning('id').executeTakeFirstOrThrow();
-  const result = await reconcileAndApply(t.ctx, district, snapshot, { runId: run.id, asOf: '2026-11-22', dryRun: false, approved: false });
+  const result = await reconcileAndApply(t.ctx, district, snapshot, { lease: { runId: run.id, attempt: 1 }, asOf: '2026-11-22', dryRun: false, approved: false });
   expect(result.status).toBe('SUCCEEDED');
   seen.waitlisted += result.plan.counts.seatsWaitlisted;
   seen.deleted += result.plan.counts.usersDeleted;

@@ -96,7 +96,11 @@ describe('reconcile', () => {
 });
 
 describe('guards', () => {
-  const stats = { complete: true, snapshotUsers: 100, snapshotClasses: 10, snapshotEnrollments: 300, activeStudentsBefore: 1000, activeClassesBefore: 10, activeEnrollmentsBefore: 300, studentsDeleted: 0, danglingEnrollments: 0 };
+  const stats = {
+    complete: true, snapshotUsers: 100, snapshotClasses: 10, snapshotEnrollments: 300, snapshotTeachers: 10, snapshotSchools: 2, snapshotRecords: 420,
+    activeStudentsBefore: 1000, activeTeachersBefore: 10, activeClassesBefore: 10, activeSchoolsBefore: 2, activeEnrollmentsBefore: 300,
+    studentsDeleted: 0, teachersDeleted: 0, classesRetired: 0, schoolsRetired: 0, enrollmentsEnded: 0, danglingEnrollments: 0, quarantined: 0, conflicts: 0,
+  };
 
   test('threshold is 5% of active students but at least 25', () => {
     expect(deletionThreshold(100, DEFAULT_GUARD_POLICY)).toBe(25);

@@ -49,6 +49,8 @@ export interface User {
   familyName: string;
   email: string | null;
   username: string | null;
+  /** The district SIS's id for the person (Clever roles.<role>.sis_id, OneRoster identifier, Canvas sis_user_id, Schoology school_uid). */
+  sisId: string | null;
   grades: string[];
   orgSourcedIds: string[];
   enabled: boolean;
@@ -73,6 +75,22 @@ export interface RecordKinds {
   enrollments: Enrollment;
 }
 export type RecordKind = keyof RecordKinds;
+
+/**
+ * A provider record that could not be read (it fails the wire schema, or breaks
+ * a limit such as the sourcedId's length). It is neither applied nor taken as a
+ * departure: the person or entity it names keeps exactly the state it had.
+ */
+export interface QuarantinedRecord {
+  kind: RecordKind;
+  /** The record's id as far as it could be read (cut to a printable length), or null. */
+  sourcedId: string | null;
+  reason: string;
+  /** Users and classes the record names, where they could be read: they are left as they were too. */
+  refs?: { users?: string[]; classes?: string[] };
+  /** The provider sent this sourcedId twice with different content: a provider error, always held for review. */
+  conflict?: boolean;
+}
 export const RECORD_KINDS: RecordKind[] = ['orgs', 'academicSessions', 'courses', 'classes', 'users', 'enrollments'];
 
 /** The key a record is staged and diffed under; enrollments are identified by their (user, class) pair. */
@@ -105,6 +123,8 @@ export interface RunCounts {
   orgsCreated: number;
   orgsUpdated: number;
   orgsRetired: number;
+  /** Provider records that could not be read and were left as they were (see QuarantinedRecord). */
+  recordsQuarantined: number;
 }
 
 export function zeroCounts(): RunCounts {
@@ -114,5 +134,6 @@ export function zeroCounts(): RunCounts {
     seatsAssigned: 0, seatsReleased: 0, seatsWaitlisted: 0,
     classesCreated: 0, classesUpdated: 0, classesRetired: 0,
     orgsCreated: 0, orgsUpdated: 0, orgsRetired: 0,
+    recordsQuarantined: 0,
   };
 }

@@ -24,13 +24,14 @@ function diffEntities<T extends { sourcedId: string; status: string }>(
   incoming: Map<string, T>,
   local: Map<string, LocalEntity<T>>,
   complete: boolean,
+  frozen: ReadonlySet<string>,
   include: (r: T) => boolean = () => true,
 ): { changes: EntityChanges<T>; activeAfter: Map<string, T> } {
   const changes: EntityChanges<T> = { create: [], update: [], retire: [] };
   const activeAfter = new Map<string, T>();
   for (const [sid, l] of local) if (!l.retired) activeAfter.set(sid, l.record);
   for (const [sid, r] of incoming) {
-    if (!include(r)) continue;
+    if (!include(r) || frozen.has(sid)) continue;
     const l = local.get(sid);
     if (r.status === 'tobedeleted') {
       if (l && !l.retired) changes.retire.push(sid);
@@ -44,7 +45,7 @@ function diffEntities<T extends { sourcedId: string; status: string }>(
   if (complete) {
     for (const [sid, l] of local) {
       const r = incoming.get(sid);
-      if (!l.retired && (!r || !include(r))) {
+      if (!l.retired && !frozen.has(sid) && (!r || !include(r))) {
         changes.retire.push(sid);
         activeAfter.delete(sid);
       }
@@ -63,10 +64,11 @@ export function reconcile(snapshot: Snapshot, local: LocalState, options: Reconc
   const removals = options.removals ?? new Map<string, string>();
   const counts = zeroCounts();
 
-  const orgs = diffEntities(snapshot.orgs, local.orgs, snapshot.complete, (o) => o.type === 'school');
-  const sessions = diffEntities(snapshot.academicSessions, local.academicSessions, snapshot.complete);
-  const courses = diffEntities(snapshot.courses, local.courses, snapshot.complete);
-  const classes = diffEntities(snapshot.classes, local.classes, snapshot.complete);
+  const frozen = frozenIds(snapshot);
+  const orgs = diffEntities(snapshot.orgs, local.orgs, snapshot.complete, frozen.orgs, (o) => o.type === 'school');
+  const sessions = diffEntities(snapshot.academicSessions, local.academicSessions, snapshot.complete, frozen.academicSessions);
+  const courses = diffEntities(snapshot.courses, local.courses, snapshot.complete, frozen.courses);
+  const classes = diffEntities(snapshot.classes, local.classes, snapshot.complete, frozen.classes);
 
   // Snapshot enrollments grouped by user: the departure rule needs them all.
   const byUser = new Map<string, Enrollment[]>();
@@ -82,8 +84,13 @@ export function reconcile(snapshot: Snapshot, local: LocalState, options: Reconc
   const activeAfter = new Map<string, User>();
   const consider = new Set<string>([...snapshot.users.keys(), ...removals.keys(), ...(snapshot.complete ? local.users.keys() : [])]);
   for (const sid of [...consider].sort()) {
-    const incoming = snapshot.users.get(sid);
     const existing = local.users.get(sid);
+    if (frozen.users.has(sid) && !removals.has(sid)) {
+      // A record of theirs could not be read: they stay exactly as they were.
+      if (existing && !existing.deleted) activeAfter.set(sid, existing.record);
+      continue;
+    }
+    const incoming = snapshot.users.get(sid);
     const reason = removals.get(sid) ?? departureReason(incoming, byUser.get(sid), snapshot.complete, asOf);
     if (reason) {
       if (existing && !existing.deleted) {
@@ -113,8 +120,10 @@ export function reconcile(snapshot: Snapshot, local: LocalState, options: Reconc
   const keepIfLive = (key: string, e: Enrollment) => {
     if (activeAfter.has(e.userSourcedId) && classes.activeAfter.has(e.classSourcedId)) wanted.set(key, e);
   };
-  if (!snapshot.complete) for (const [key, e] of local.enrollments) keepIfLive(key, e);
+  const isFrozen = (e: Enrollment) => frozen.users.has(e.userSourcedId) || frozen.classes.has(e.classSourcedId);
+  for (const [key, e] of local.enrollments) if (!snapshot.complete || isFrozen(e)) keepIfLive(key, e);
   for (const [key, e] of snapshot.enrollments) {
+    if (isFrozen(e)) continue;
     if (!snapshot.users.has(e.userSourcedId) && !local.users.has(e.userSourcedId)) { dangling += 1; continue; }
     if (!snapshot.classes.has(e.classSourcedId) && !local.classes.has(e.classSourcedId)) { dangling += 1; continue; }
     if (enrollmentIsCurrent(e, asOf)) keepIfLive(key, e);
@@ -156,11 +165,21 @@ export function reconcile(snapshot: Snapshot, local: LocalState, options: Reconc
   counts.orgsCreated = orgs.changes.create.length;
   counts.orgsUpdated = orgs.changes.update.length;
   counts.orgsRetired = orgs.changes.retire.length;
+  counts.recordsQuarantined = snapshot.quarantined.length;
 
   let activeStudentsBefore = 0;
-  for (const l of local.users.values()) if (!l.deleted && l.record.role === 'student') activeStudentsBefore += 1;
-  let activeClassesBefore = 0;
-  for (const l of local.classes.values()) if (!l.retired) activeClassesBefore += 1;
+  let activeTeachersBefore = 0;
+  for (const l of local.users.values()) {
+    if (l.deleted) continue;
+    if (l.record.role === 'student') activeStudentsBefore += 1;
+    else if (l.record.role === 'teacher') activeTeachersBefore += 1;
+  }
+  const activeCount = (m: Map<string, LocalEntity<unknown>>) => { let n = 0; for (const l of m.values()) if (!l.retired) n += 1; return n; };
+  let snapshotTeachers = 0;
+  for (const u of snapshot.users.values()) if (u.role === 'teacher' && u.status !== 'tobedeleted') snapshotTeachers += 1;
+  let snapshotSchools = 0;
+  for (const o of snapshot.orgs.values()) if (o.type === 'school' && o.status !== 'tobedeleted') snapshotSchools += 1;
+  const deletedWithRole = (role: string) => users.delete.filter((d) => local.users.get(d.sourcedId)?.record.role === role).length;
 
   return {
     orgs: orgs.changes,
@@ -176,13 +195,35 @@ export function reconcile(snapshot: Snapshot, local: LocalState, options: Reconc
       snapshotUsers: snapshot.users.size,
       snapshotClasses: snapshot.classes.size,
       snapshotEnrollments: snapshot.enrollments.size,
+      snapshotTeachers,
+      snapshotSchools,
       activeStudentsBefore,
-      activeClassesBefore,
+      activeTeachersBefore,
+      activeClassesBefore: activeCount(local.classes),
+      activeSchoolsBefore: activeCount(local.orgs),
       activeEnrollmentsBefore: local.enrollments.size,
-      studentsDeleted: users.delete.filter((d) => local.users.get(d.sourcedId)?.record.role === 'student').length,
+      studentsDeleted: deletedWithRole('student'),
+      teachersDeleted: deletedWithRole('teacher'),
+      classesRetired: classes.changes.retire.length,
+      schoolsRetired: orgs.changes.retire.length,
+      enrollmentsEnded: enrollments.end.length,
       danglingEnrollments: dangling,
+      snapshotRecords: snapshot.orgs.size + snapshot.academicSessions.size + snapshot.courses.size + snapshot.classes.size + snapshot.users.size + snapshot.enrollments.size,
+      quarantined: snapshot.quarantined.length,
+      conflicts: snapshot.quarantined.filter((q) => q.conflict).length,
     },
   };
+}
+
+/** What the snapshot's quarantined records name: each is left exactly as it was. */
+function frozenIds(snapshot: Snapshot): Record<'orgs' | 'academicSessions' | 'courses' | 'classes' | 'users', Set<string>> {
+  const frozen = { orgs: new Set<string>(), academicSessions: new Set<string>(), courses: new Set<string>(), classes: new Set<string>(), users: new Set<string>() };
+  for (const q of snapshot.quarantined) {
+    if (q.kind !== 'enrollments' && q.sourcedId !== null) frozen[q.kind].add(q.sourcedId);
+    for (const u of q.refs?.users ?? []) frozen.users.add(u);
+    for (const c of q.refs?.classes ?? []) frozen.classes.add(c);
+  }
+  return frozen;
 }
 
 function byPair(a: { userSourcedId: string; classSourcedId: string }, b: { userSourcedId: string; classSourcedId: string }): number {

@@ -1,4 +1,4 @@
-import type { AcademicSession, Course, Enrollment, Org, RosterClass, RunCounts, User } from '../domain/model.js';
+import type { AcademicSession, Course, Enrollment, Org, QuarantinedRecord, RosterClass, RunCounts, User } from '../domain/model.js';
 import type { Pool, SeatChanges } from '../licenses/rules.js';
 
 /** A provider's roster as staged for one run. */
@@ -12,6 +12,11 @@ export interface Snapshot {
   users: Map<string, User>;
   /** Keyed by enrollmentKey(user, class). */
   enrollments: Map<string, Enrollment>;
+  /**
+   * Records that could not be read, or that the provider sent twice with
+   * different content: whatever they name keeps the state it had.
+   */
+  quarantined: QuarantinedRecord[];
 }
 
 export interface LocalEntity<T> {
@@ -73,10 +78,24 @@ export interface PlanStats {
   snapshotUsers: number;
   snapshotClasses: number;
   snapshotEnrollments: number;
+  /** Teachers and schools the snapshot lists as active. */
+  snapshotTeachers: number;
+  snapshotSchools: number;
   activeStudentsBefore: number;
+  activeTeachersBefore: number;
   activeClassesBefore: number;
+  activeSchoolsBefore: number;
   activeEnrollmentsBefore: number;
   studentsDeleted: number;
+  teachersDeleted: number;
+  classesRetired: number;
+  schoolsRetired: number;
+  enrollmentsEnded: number;
   /** Enrollments naming a user or class the snapshot does not have; skipped. */
   danglingEnrollments: number;
+  /** Every record the snapshot holds, of every kind. */
+  snapshotRecords: number;
+  /** Records quarantined (unreadable, or sent twice with different content), and of them the conflicts. */
+  quarantined: number;
+  conflicts: number;
 }

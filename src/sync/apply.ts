@@ -106,18 +106,18 @@ export async function applyPlan(trx: Trx, scope: Scope, plan: Plan, local: Local
     ...plan.users.reactivate.map((u) => ({ u, action: 'reactivate' })),
   ].map(({ u, action }) => ({
     sourced_id: u.sourcedId, action, role: u.role, given_name: u.givenName, family_name: u.familyName,
-    email: u.email, username: u.username, grades: u.grades, school_sourced_ids: u.orgSourcedIds,
+    email: u.email, username: u.username, sis_id: u.sisId, grades: u.grades, school_sourced_ids: u.orgSourcedIds,
   }));
   const writtenUsers = new Map<string, string>();
   for (const part of chunks(userRows)) {
     // Reactivation keeps the account's id: the row is updated in place, never re-created.
     const written = await sql<{ id: string; sourced_id: string }>`
-      INSERT INTO users (district_id, provider, sourced_id, role, given_name, family_name, email, username, grades, school_sourced_ids)
-      SELECT ${scope.districtId}, ${scope.provider}, r.sourced_id, r.role, r.given_name, r.family_name, r.email, r.username, r.grades, r.school_sourced_ids
-      FROM jsonb_to_recordset(${json(part)}) AS r(sourced_id text, role text, given_name text, family_name text, email text, username text, grades text[], school_sourced_ids text[])
+      INSERT INTO users (district_id, provider, sourced_id, role, given_name, family_name, email, username, sis_id, grades, school_sourced_ids)
+      SELECT ${scope.districtId}, ${scope.provider}, r.sourced_id, r.role, r.given_name, r.family_name, r.email, r.username, r.sis_id, r.grades, r.school_sourced_ids
+      FROM jsonb_to_recordset(${json(part)}) AS r(sourced_id text, role text, given_name text, family_name text, email text, username text, sis_id text, grades text[], school_sourced_ids text[])
       ON CONFLICT (district_id, provider, sourced_id) DO UPDATE SET
         role = EXCLUDED.role, given_name = EXCLUDED.given_name, family_name = EXCLUDED.family_name, email = EXCLUDED.email,
-        username = EXCLUDED.username, grades = EXCLUDED.grades, school_sourced_ids = EXCLUDED.school_sourced_ids,
+        username = EXCLUDED.username, sis_id = EXCLUDED.sis_id, grades = EXCLUDED.grades, school_sourced_ids = EXCLUDED.school_sourced_ids,
         status = 'ACTIVE', deleted_at = NULL, updated_at = now()
       RETURNING id, sourced_id`.execute(trx);
     for (const w of written.rows) writtenUsers.set(w.sourced_id, w.id);

@@ -2,6 +2,7 @@ import { sql } from 'kysely';
 import { createConnector } from '../../connectors/index.js';
 import type { Connector } from '../../connectors/types.js';
 import type { SyncRunRow } from '../../db/schema.js';
+import type { Db } from '../../db/connection.js';
 import type { AppContext } from '../context.js';
 import { getDistrict, type District } from '../districts/repository.js';
 import { evaluateGuards } from '../reconcile/guards.js';
@@ -9,8 +10,12 @@ import { reconcile } from '../reconcile/reconcile.js';
 import type { Plan, Snapshot } from '../reconcile/types.js';
 import { applyPlan } from './apply.js';
 import { loadLocalState } from './local-state.js';
-import { appliedSyncRuns, claimRun, lockDistrict, updateRun, type ClaimResult } from './runs.js';
-import { clearStage, countStagedPages, loadSnapshot, SnapshotBuilder, stageBatch } from './stage.js';
+import { appliedSyncRuns, claimRun, holdLease, lockDistrict, SupersededError, updateRun, type ClaimResult, type RunLease } from './runs.js';
+import { recordPlanItems } from './plan-items.js';
+import { recordsBound } from './bounds.js';
+import { finishFailed } from './fail.js';
+import { clearStage, countStagedPages, loadSnapshot, stageBatch } from './stage.js';
+import { SnapshotBuilder } from './snapshot-builder.js';
 import { Interner } from './intern.js';
 
 export interface Progress {
@@ -24,7 +29,7 @@ export interface ExecuteHooks {
   onProgress?: (progress: Progress) => void | Promise<void>;
 }
 
-export type ExecuteOutcome = ClaimResult['outcome'] | 'done';
+export type ExecuteOutcome = ClaimResult['outcome'] | 'done' | 'superseded';
 
 const today = (d: Date) => d.toISOString().slice(0, 10);
 
@@ -43,9 +48,11 @@ export async function executeRun(ctx: AppContext, runId: string, hooks: ExecuteH
   const claim = await claimRun(ctx.db, runId, ctx.config.RUN_STALE_MS);
   if (claim.outcome !== 'claimed') return claim.outcome;
   const run = claim.run;
-  const log = ctx.logger.child({ districtId: run.district_id, runId });
-  const report = async (p: Progress) => {
-    await updateRun(ctx.db, runId, { phase: p.phase, progress: { ...p } });
+  const lease: RunLease = { runId, attempt: run.attempts };
+  const log = ctx.logger.child({ districtId: run.district_id, runId, attempt: run.attempts });
+  // Every report is a heartbeat, fenced by the attempt: a superseded attempt stops at its next one.
+  const report = async (p: Progress, db: Db = ctx.db) => {
+    await updateRun(db, lease, { phase: p.phase, progress: { ...p } });
     await hooks.onProgress?.(p);
   };
   try {
@@ -55,6 +62,7 @@ export async function executeRun(ctx: AppContext, runId: string, hooks: ExecuteH
     // means departure) or a delta since the last applied run. Decided once, on
     // the first attempt, so a resumed run reconciles what it staged.
     let { full_snapshot: complete, delta_since: since } = run;
+    const asOf = today(run.started_at ?? new Date());
     const interner = new Interner();
     let snapshot: Snapshot;
     // A stage that lost pages (Postgres restarted: the table is unlogged) is fetched again.
@@ -66,45 +74,52 @@ export async function executeRun(ctx: AppContext, runId: string, hooks: ExecuteH
     }
     if (!stageIntact) {
       ({ complete, since } = await chooseSnapshotKind(ctx, district.id, connector, run));
-      await ctx.db.updateTable('sync_runs').set({ full_snapshot: complete, delta_since: since }).where('id', '=', runId).execute();
-      log.info({ attempt: run.attempts, provider: district.provider, complete, since }, 'fetching roster snapshot');
+      await ctx.db.updateTable('sync_runs').set({ full_snapshot: complete, delta_since: since }).where('id', '=', runId).where('attempts', '=', lease.attempt).execute();
+      const maxRecords = await recordsBound(ctx.db, district.id);
+      log.info({ provider: district.provider, complete, since, maxRecords }, 'fetching roster snapshot');
       // The snapshot is built in memory as it is staged; the stage is for whoever resumes or approves.
-      const builder = new SnapshotBuilder(complete, interner);
-      await fetchIntoStage(ctx, connector, runId, { full: complete, since: since ?? undefined }, builder, report);
+      const builder = new SnapshotBuilder(complete, asOf, interner);
+      await fetchIntoStage(ctx, connector, lease, { full: complete, since: since ?? undefined, maxRecords }, builder, report);
       snapshot = builder.build();
     } else {
       log.info({ attempt: run.attempts }, 'snapshot already staged; resuming at reconcile');
       const t0 = performance.now();
-      snapshot = await loadSnapshot(ctx.db, runId, new SnapshotBuilder(complete, interner));
+      snapshot = await loadSnapshot(ctx.db, runId, new SnapshotBuilder(complete, asOf, interner));
       log.info({ ms: Math.round(performance.now() - t0), ...memory() }, 'snapshot loaded from stage');
     }
     await report({ phase: 'reconcile' });
 
     const outcome = await reconcileAndApply(ctx, district, snapshot, {
       interner,
-      runId, asOf: today(run.started_at ?? new Date()), dryRun: run.dry_run, approved: run.approved,
+      lease, asOf, dryRun: run.dry_run, approved: run.approved,
       beforeApply: () => report({ phase: 'apply' }),
     });
     log.info({ counts: outcome.plan.counts, status: outcome.status }, outcome.status === 'HELD' ? 'run held for review' : run.dry_run ? 'dry run: plan computed, nothing applied' : 'run applied');
     return 'done';
   } catch (err) {
+    if (err instanceof SupersededError) {
+      log.warn({ err: err.message }, 'attempt superseded; stopping without changing anything');
+      return 'superseded';
+    }
     const message = (err as Error).message || String(err);
     log.error({ err: message }, 'run failed; nothing was applied');
-    await updateRun(ctx.db, runId, { status: 'FAILED', phase: 'failed', error: message, finished: true });
-    await clearStage(ctx.db, runId).catch(() => undefined);
+    await finishFailed(ctx, lease, message, log);
     return 'done';
   }
 }
 
+/** Quarantined records listed by name in a run's detail. */
+const QUARANTINE_DETAIL = 200;
+
 export interface ApplyOptions {
-  runId: string;
+  lease: RunLease;
   /** Shared with the snapshot's load so local and staged records share their strings. */
   interner?: Interner;
   asOf: string;
   dryRun: boolean;
   /** An approved run skips the guards: someone looked at it and said yes. */
   approved: boolean;
-  beforeApply?: () => Promise<void>;
+  beforeApply?: (trx: Db) => Promise<void>;
 }
 
 /**
@@ -113,9 +128,12 @@ export interface ApplyOptions {
  * together with the changes. Nothing is half-written whatever happens.
  */
 export async function reconcileAndApply(ctx: AppContext, district: District, snapshot: Snapshot, opts: ApplyOptions): Promise<{ status: 'SUCCEEDED' | 'HELD'; plan: Plan }> {
-  const { runId } = opts;
+  const { lease } = opts;
+  const { runId } = lease;
   return ctx.db.transaction().execute(async (trx) => {
     await lockDistrict(trx, district.id);
+    // An attempt that lost the run applies nothing (its final fenced update would roll everything back anyway).
+    await holdLease(trx, lease);
     let t = performance.now();
     const lap = () => { const ms = Math.round(performance.now() - t); t = performance.now(); return ms; };
     const local = await loadLocalState(trx, district.id, opts.interner);
@@ -123,22 +141,32 @@ export async function reconcileAndApply(ctx: AppContext, district: District, sna
     const plan = reconcile(snapshot, local, { asOf: opts.asOf });
     ctx.logger.info({ runId, loadMs, reconcileMs: lap(), ...memory() }, 'plan computed');
     const verdict = opts.approved ? { held: false as const } : evaluateGuards(plan.stats, district.guard);
-    const guard = { ...plan.stats, ...(verdict.held ? { held: true, reason: verdict.reason, threshold: verdict.threshold } : { held: false }) };
+    const guard = {
+      ...plan.stats,
+      ...(verdict.held ? { held: true, reason: verdict.reason, reasons: verdict.reasons, threshold: verdict.threshold } : { held: false }),
+      // Which records were left as they were, and why (the first ones; the count is in counts.recordsQuarantined).
+      ...(snapshot.quarantined.length ? { quarantined: snapshot.quarantined.slice(0, QUARANTINE_DETAIL).map(({ kind, sourcedId, reason, conflict }) => ({ kind, sourcedId, reason, ...(conflict ? { conflict } : {}) })) } : {}),
+    };
+    if (opts.dryRun || verdict.held) {
+      // What it would do, person by person, for `run <id> --plan`.
+      await recordPlanItems(trx, runId, plan, snapshot, local);
+    }
     if (opts.dryRun) {
-      await updateRun(trx, runId, { status: 'SUCCEEDED', phase: 'done', counts: plan.counts, guard, finished: true });
+      await updateRun(trx, lease, { status: 'SUCCEEDED', phase: 'done', counts: plan.counts, guard, finished: true });
       await clearStage(trx, runId);
       return { status: 'SUCCEEDED', plan };
     }
     if (verdict.held) {
       // The stage is kept: approving the run applies exactly this snapshot.
-      await updateRun(trx, runId, { status: 'HELD', phase: 'held', counts: plan.counts, guard, error: verdict.reason, finished: true });
+      await updateRun(trx, lease, { status: 'HELD', phase: 'held', counts: plan.counts, guard, error: verdict.reason, finished: true });
       return { status: 'HELD', plan };
     }
-    await opts.beforeApply?.();
+    await opts.beforeApply?.(trx);
     await applyPlan(trx, { districtId: district.id, provider: district.provider, runId }, plan, local);
     const applyMs = lap();
-    await updateRun(trx, runId, { status: 'SUCCEEDED', phase: 'done', counts: plan.counts, guard, error: null, finished: true });
+    await updateRun(trx, lease, { status: 'SUCCEEDED', phase: 'done', counts: plan.counts, guard, error: null, finished: true });
     await clearStage(trx, runId);
+    await trx.deleteFrom('run_plan_items').where('run_id', '=', runId).execute();
     // Older HELD runs can no longer be approved (their snapshot is stale): drop their stages.
     await sql`DELETE FROM run_stage WHERE run_id IN (
       SELECT id FROM sync_runs WHERE district_id = ${district.id} AND status = 'HELD'
@@ -167,18 +195,28 @@ async function chooseSnapshotKind(ctx: AppContext, districtId: string, connector
 
 const DELTA_OVERLAP_MS = 5 * 60 * 1000;
 
-async function fetchIntoStage(ctx: AppContext, connector: Connector, runId: string, opts: { full: boolean; since?: Date }, builder: SnapshotBuilder, report: (p: Progress) => Promise<void>): Promise<void> {
+async function fetchIntoStage(ctx: AppContext, connector: Connector, lease: RunLease, opts: { full: boolean; since?: Date; maxRecords: number }, builder: SnapshotBuilder, report: (p: Progress) => Promise<void>): Promise<void> {
+  const { runId } = lease;
   // A half-staged snapshot from a dead attempt cannot be trusted to be whole: start over.
   await clearStage(ctx.db, runId);
   const fetchStarted = performance.now();
   let last = 0;
+  let staged = 0;
   let progress: Progress = { phase: 'fetch', pages: 0, records: 0 };
   await report(progress);
+  const abort = new AbortController();
   for await (const batch of connector.fetch({
-    ...opts,
+    full: opts.full,
+    since: opts.since,
+    signal: abort.signal,
     onPage: (p) => { progress = { phase: 'fetch', ...p }; },
   })) {
-    await stageBatch(ctx.db, runId, batch);
+    staged += batch.records.length;
+    if (staged > opts.maxRecords) {
+      abort.abort();
+      throw new Error(`the provider sent more than ${opts.maxRecords} records, far more than this district holds; stopped before the stage filled (a pagination that never ends?). Nothing was applied`);
+    }
+    await stageBatch(ctx.db, lease, batch);
     builder.add(batch);
     if (Date.now() - last > 250) {
       last = Date.now();
@@ -186,7 +224,7 @@ async function fetchIntoStage(ctx: AppContext, connector: Connector, runId: stri
     }
   }
   await report(progress);
-  await updateRun(ctx.db, runId, { phase: 'staged', stagedAt: new Date(), stagedPages: await countStagedPages(ctx.db, runId) });
+  await updateRun(ctx.db, lease, { phase: 'staged', stagedAt: new Date(), stagedPages: await countStagedPages(ctx.db, runId) });
   ctx.logger.info({ runId, ms: Math.round(performance.now() - fetchStarted), ...progress }, 'snapshot staged');
 }
 

@@ -38,7 +38,7 @@ export async function loadLocalState(db: Db, districtId: string, interner = new 
     });
   }
   const users = await db.selectFrom('users')
-    .select(['id', 'sourced_id', 'role', 'status', 'given_name', 'family_name', 'email', 'username', 'grades', 'school_sourced_ids'])
+    .select(['id', 'sourced_id', 'role', 'status', 'given_name', 'family_name', 'email', 'username', 'sis_id', 'grades', 'school_sourced_ids'])
     .where('district_id', '=', districtId).execute();
   for (const u of users) {
     state.users.set(intern(u.sourced_id), {
@@ -46,7 +46,7 @@ export async function loadLocalState(db: Db, districtId: string, interner = new 
       deleted: u.status === 'DELETED',
       record: {
         sourcedId: intern(u.sourced_id), role: u.role as Role, givenName: u.given_name, familyName: u.family_name,
-        email: u.email, username: u.username, grades: u.grades, orgSourcedIds: u.school_sourced_ids, enabled: true, status: active,
+        email: u.email, username: u.username, sisId: u.sis_id, grades: u.grades, orgSourcedIds: u.school_sourced_ids, enabled: true, status: active,
       },
     });
   }

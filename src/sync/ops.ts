@@ -9,7 +9,7 @@ import { lockDistrict, toRunView, type RunTrigger, type RunView } from './runs.j
 
 /** A delta that changes no roster record: what ops actions reconcile against. */
 function emptyDelta(): Snapshot {
-  return { complete: false, orgs: new Map(), academicSessions: new Map(), courses: new Map(), classes: new Map(), users: new Map(), enrollments: new Map() };
+  return { complete: false, orgs: new Map(), academicSessions: new Map(), courses: new Map(), classes: new Map(), users: new Map(), enrollments: new Map(), quarantined: [] };
 }
 
 /**

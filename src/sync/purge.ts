@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import type { AppContext } from '../context.js';
-import { getDistrict } from '../districts/repository.js';
+import { requireDistrict } from '../districts/repository.js';
 import { lockDistrict } from './runs.js';
 
 export interface PurgeResult {
@@ -20,7 +20,7 @@ export interface PurgeResult {
  * says who was erased, how many, and when.
  */
 export async function purgeDistrict(ctx: AppContext, districtId: string, scope: PurgeResult['scope']): Promise<PurgeResult> {
-  await getDistrict(ctx.db, districtId);
+  await requireDistrict(ctx.db, districtId);
   return ctx.db.transaction().execute(async (trx) => {
     await lockDistrict(trx, districtId);
     const running = await trx.selectFrom('sync_runs').select('id').where('district_id', '=', districtId).where('status', 'in', ['RUNNING', 'QUEUED']).executeTakeFirst();
@@ -43,6 +43,13 @@ export async function purgeDistrict(ctx: AppContext, districtId: string, scope: 
         await sql`DELETE FROM ${sql.table(table)} WHERE district_id = ${districtId}`.execute(trx);
       }
     }
+    // Staged snapshots hold the very people being erased, and approving one
+    // would bring them back: drop them and end the runs that held them.
+    await sql`DELETE FROM run_stage WHERE run_id IN (SELECT id FROM sync_runs WHERE district_id = ${districtId})`.execute(trx);
+    await sql`DELETE FROM run_plan_items WHERE run_id IN (SELECT id FROM sync_runs WHERE district_id = ${districtId})`.execute(trx);
+    await trx.updateTable('sync_runs')
+      .set({ status: 'FAILED', phase: 'failed', error: `superseded by a purge of the district's roster data at ${new Date().toISOString()}; trigger a new sync` })
+      .where('district_id', '=', districtId).where('status', '=', 'HELD').execute();
     await trx.insertInto('audit_log').values({
       district_id: districtId, run_id: null, entity: 'district', entity_key: districtId, action: 'purge', detail: JSON.stringify(result),
     }).execute();

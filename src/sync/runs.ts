@@ -4,7 +4,7 @@ import type { RunStatus, SyncRunRow } from '../../db/schema.js';
 import { zeroCounts, type RunCounts } from '../domain/model.js';
 import { NotFoundError } from '../districts/repository.js';
 
-export type RunTrigger = 'cli' | 'api' | 'schedule' | 'webhook' | 'ops:remove-student' | 'ops:license-change';
+export type RunTrigger = 'cli' | 'api' | 'schedule' | 'webhook' | 'ops:remove-student' | 'ops:license-change' | 'sso:jit';
 
 /** The run as the CLI and HTTP API show it (the contract's shape, plus extras). */
 export interface RunView {
@@ -52,14 +52,30 @@ export function toRunView(row: SyncRunRow): RunView {
   };
 }
 
+/**
+ * The attempt that tried to write has been superseded: another worker claimed
+ * the run since (its lock lapsed, say). It must change nothing more: neither
+ * the stage, nor the roster, nor the run's row.
+ */
+export class SupersededError extends Error {
+  constructor(runId: string, attempt: number) {
+    super(`run ${runId}: attempt ${attempt} was superseded by a newer attempt; it stops and changes nothing`);
+    this.name = 'SupersededError';
+  }
+}
+
+/** Which attempt of a run is writing: every write of a run is fenced by it. */
+export interface RunLease { runId: string; attempt: number }
+
 export const isFinished = (status: RunStatus) => status === 'SUCCEEDED' || status === 'FAILED' || status === 'HELD';
 
 /**
  * Syncs whose snapshot was applied: the district's roster as of their start.
- * Dry runs changed nothing, and ops actions read no provider.
+ * Dry runs changed nothing; ops actions and sign-in (JIT) accounts read no provider.
  */
 export function appliedSyncRuns(db: Db) {
-  return db.selectFrom('sync_runs').where('status', '=', 'SUCCEEDED').where('dry_run', '=', false).where('trigger', 'not like', 'ops:%');
+  return db.selectFrom('sync_runs').where('status', '=', 'SUCCEEDED').where('dry_run', '=', false)
+    .where('trigger', 'not like', 'ops:%').where('trigger', 'not like', 'sso:%');
 }
 
 /** Serialises everything one district does, across processes, for one transaction. */
@@ -135,8 +151,32 @@ export async function claimRun(db: Db, runId: string, staleMs: number): Promise<
   });
 }
 
-export async function updateRun(db: Db, runId: string, patch: { status?: RunStatus; phase?: string; progress?: Record<string, unknown>; counts?: RunCounts; guard?: Record<string, unknown> | null; error?: string | null; stagedAt?: Date; stagedPages?: number; finished?: boolean }): Promise<void> {
-  await db.updateTable('sync_runs').set({
+export interface RunPatch { status?: RunStatus; phase?: string; progress?: Record<string, unknown>; counts?: RunCounts; guard?: Record<string, unknown> | null; error?: string | null; stagedAt?: Date; stagedPages?: number; finished?: boolean }
+
+/**
+ * Writes a run's row on behalf of one attempt: only while that attempt is the
+ * run's latest and the run is still RUNNING. Throws SupersededError otherwise.
+ */
+export async function updateRun(db: Db, lease: RunLease, patch: RunPatch): Promise<void> {
+  const result = await db.updateTable('sync_runs').set(runPatch(patch))
+    .where('id', '=', lease.runId).where('attempts', '=', lease.attempt).where('status', '=', 'RUNNING')
+    .executeTakeFirst();
+  if (Number(result.numUpdatedRows) === 0) throw new SupersededError(lease.runId, lease.attempt);
+}
+
+/**
+ * Checks, early, that the attempt still holds its run. The fence that counts
+ * is the run's final fenced update inside the same transaction as the changes:
+ * a newer claim either commits first (the update finds no row: everything
+ * rolls back) or waits on that row until this attempt has committed.
+ */
+export async function holdLease(db: Db, lease: RunLease): Promise<void> {
+  const row = await db.selectFrom('sync_runs').select(['attempts', 'status']).where('id', '=', lease.runId).executeTakeFirst();
+  if (!row || row.attempts !== lease.attempt || row.status !== 'RUNNING') throw new SupersededError(lease.runId, lease.attempt);
+}
+
+function runPatch(patch: RunPatch) {
+  return {
     ...(patch.status ? { status: patch.status } : {}),
     ...(patch.phase ? { phase: patch.phase, heartbeat_at: new Date() } : {}),
     ...(patch.progress ? { progress: JSON.stringify(patch.progress) } : {}),
@@ -146,5 +186,5 @@ export async function updateRun(db: Db, runId: string, patch: { status?: RunStat
     ...(patch.stagedAt ? { staged_at: patch.stagedAt } : {}),
     ...(patch.stagedPages !== undefined ? { staged_pages: patch.stagedPages } : {}),
     ...(patch.finished ? { finished_at: new Date() } : {}),
-  }).where('id', '=', runId).execute();
+  };
 }

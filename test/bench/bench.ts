@@ -2,6 +2,7 @@
 // own process); times a first sync, a no-op resync and a resync after 1% churn,
 // each through the real queue in a fresh process, and checks the targets.
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createInterface } from 'node:readline';
@@ -40,7 +41,11 @@ const bin = fileURLToPath(new URL('../../bin/rostersync.js', import.meta.url));
 
 const baseUrl = new URL(withDefaultUser(process.env.DATABASE_URL ?? 'postgres://localhost:5432/rostersync'));
 baseUrl.pathname = '/rostersync_bench';
-const env = { ...process.env, DATABASE_URL: baseUrl.toString(), QUEUE_PREFIX: 'rostersync-bench', LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn' };
+// Provider secrets are sealed at rest: the bench brings a throwaway key unless one is set.
+const env = {
+  ...process.env, DATABASE_URL: baseUrl.toString(), QUEUE_PREFIX: 'rostersync-bench', LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
+  SECRETS_KEY: process.env.SECRETS_KEY || randomBytes(32).toString('base64'),
+};
 
 function child(args: string[]): { lines: AsyncIterator<string>; kill(): void; done: Promise<number | null> } {
   const proc = spawn(process.execPath, [tsx, ...args], { env, stdio: ['ignore', 'pipe', 'inherit'] });

@@ -40,6 +40,8 @@ export async function createTestEnv(overrides: Record<string, string> = {}): Pro
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     WORKER_LOCK_MS: '2000',
     WORKER_STALLED_INTERVAL_MS: '1000',
+    // Provider secrets are sealed at rest; each test file has its own key.
+    SECRETS_KEY: randomBytes(32).toString('base64'),
     ...overrides,
   };
   const ctx = await openContext({ config: loadConfig(env) });

@@ -5,7 +5,7 @@ import type { LocalState, Snapshot } from '../../src/reconcile/types.js';
 // Small hand-built rosters for the pure reconciler and license-rule tests.
 
 export const student = (sourcedId: string, over: Partial<User> = {}): User => ({
-  sourcedId, role: 'student', givenName: `G${sourcedId}`, familyName: `F${sourcedId}`, email: `${sourcedId}@x.test`, username: sourcedId,
+  sourcedId, role: 'student', givenName: `G${sourcedId}`, familyName: `F${sourcedId}`, email: `${sourcedId}@x.test`, username: sourcedId, sisId: null,
   grades: ['5'], orgSourcedIds: ['sch1'], enabled: true, status: 'active', ...over,
 });
 
@@ -32,6 +32,7 @@ export function snapshotOf(users: User[], classes: RosterClass[], enrollments: E
     classes: new Map(classes.map((c) => [c.sourcedId, c])),
     users: new Map(users.map((u) => [u.sourcedId, u])),
     enrollments: new Map(enrollments.map((e) => [enrollmentKey(e.userSourcedId, e.classSourcedId), e])),
+    quarantined: [],
   };
 }
 

@@ -1,0 +1,273 @@
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { FakeCleverServer } from '../fixtures/clever/server.js';
+import { syncQueue } from '../jobs/queues.js';
+import { syncSchedules } from '../jobs/scheduler.js';
+import { createSyncWorker } from '../jobs/sync-worker.js';
+import { triggerSync } from '../jobs/trigger.js';
+import { loadConfig } from '../src/config.js';
+import { openContext } from '../src/context.js';
+import { getDistrict, upsertDistrict } from '../src/districts/repository.js';
+import { listLicenses, listUsers } from '../src/queries.js';
+import { reconcileAndApply, executeRun } from '../src/sync/execute.js';
+import { claimRun, getRun, SupersededError } from '../src/sync/runs.js';
+import { SnapshotBuilder } from '../src/sync/snapshot-builder.js';
+import { waitForRun } from '../src/sync/wait.js';
+import { adminQuery, createTestEnv, type TestEnv } from './helpers/context.js';
+import { addCleverDistrict, addPool, startClever, syncNow } from './helpers/district.js';
+import { freePort, OwnRedis } from './helpers/redis-server.js';
+import { TcpProxy } from './helpers/tcp-proxy.js';
+
+// Issue #6, "runs never get stuck, never run twice": each fault is reproduced
+// against real Postgres and Redis, and each test asserts what was kept.
+
+const cli = fileURLToPath(new URL('../bin/rostersync.js', import.meta.url));
+let t: TestEnv;
+let server: FakeCleverServer;
+
+beforeAll(async () => {
+  t = await createTestEnv({ RUN_STALE_MS: '3000' });
+  server = await startClever({ seed: 61, schools: 2, students: 200, sections: 12, enrollmentsPerStudent: 2 });
+});
+afterAll(async () => {
+  await server.stop();
+  await t.close();
+});
+afterEach(async () => {
+  await t.stopWorkers();
+  server.faults.length = 0;
+});
+
+const state = async (d: string) => ({ users: await listUsers(t.ctx.db, d), licenses: await listLicenses(t.ctx.db, d) });
+
+async function until<T>(probe: () => Promise<T | undefined>, what: string, timeoutMs = 30000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(25);
+  }
+}
+
+test('a queued run whose job Redis lost is failed with the reason, and the next trigger starts a new run', async () => {
+  await addCleverDistrict(t.ctx, 'lost', server);
+  const { run } = await triggerSync(t.ctx, 'lost', { trigger: 'cli' });
+  // What a Redis restarted without its data leaves: the run row, no job.
+  await (await syncQueue(t.ctx).getJob(run.id))!.remove();
+
+  const next = await triggerSync(t.ctx, 'lost', { trigger: 'api' });
+  expect(next.coalesced).toBe(false);
+  expect(next.run.id).not.toBe(run.id);
+  expect(await getRun(t.ctx.db, run.id)).toMatchObject({ status: 'FAILED', error: expect.stringContaining('queue job was lost') });
+  t.startWorker();
+  expect((await waitForRun(t.ctx.db, next.run.id, { timeoutMs: 30000, intervalMs: 50 })).status).toBe('SUCCEEDED');
+  expect((await listUsers(t.ctx.db, 'lost')).length).toBeGreaterThan(200);
+});
+
+test('a worker that cannot reach Postgres when it picks a job up leaves no run QUEUED for ever', async () => {
+  await addCleverDistrict(t.ctx, 'pgdown', server);
+  const before = await state('pgdown');
+  // A second worker whose Postgres is behind a proxy we cut: it takes the job and fails it.
+  const proxy = new TcpProxy({ host: '127.0.0.1', port: 5432 });
+  await proxy.start();
+  const url = new URL(t.databaseUrl);
+  url.host = `127.0.0.1:${proxy.port}`;
+  const cut = await openContext({ config: loadConfig({ ...t.env, DATABASE_URL: url.toString(), PG_STATEMENT_TIMEOUT_MS: '1500' }) });
+  await sql1(cut);
+  proxy.cut();
+  const worker = createSyncWorker(cut, { concurrency: 1 });
+  try {
+    const { run } = await triggerSync(t.ctx, 'pgdown', { trigger: 'cli' });
+    await until(async () => ((await syncQueue(t.ctx).getJobState(run.id)) === 'failed' ? true : undefined), 'the job to fail');
+    expect((await getRun(t.ctx.db, run.id)).status).toBe('QUEUED');
+    // The next trigger notices, fails the orphan with the reason, and queues a fresh run.
+    const again = await triggerSync(t.ctx, 'pgdown', { trigger: 'cli' });
+    expect(again.run.id).not.toBe(run.id);
+    expect(await getRun(t.ctx.db, run.id)).toMatchObject({ status: 'FAILED', error: expect.stringContaining('job was lost') });
+    await worker.close(true);
+    expect(await state('pgdown')).toEqual(before);
+    t.startWorker();
+    expect((await waitForRun(t.ctx.db, again.run.id, { timeoutMs: 30000, intervalMs: 50 })).status).toBe('SUCCEEDED');
+  } finally {
+    await worker.close(true).catch(() => undefined);
+    proxy.heal();
+    await cut.close();
+    await proxy.stop();
+  }
+});
+
+async function sql1(ctx: { db: TestEnv['ctx']['db'] }) {
+  await ctx.db.selectFrom('districts').select('id').execute();
+}
+
+test('Postgres ending the worker\'s connections mid-apply fails the run cleanly; the worker process lives on and syncs again', async () => {
+  const big = await startClever({ seed: 62, schools: 3, students: 3000, sections: 100, enrollmentsPerStudent: 4 });
+  try {
+    await addCleverDistrict(t.ctx, 'term', big, { pageSize: 500 });
+    await addPool(t.ctx, 'term', 'READ', 2500);
+    const child = spawn(process.execPath, [cli, 'worker', '--concurrency', '1'], { env: { ...process.env, ...t.env }, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
+    try {
+      const { run } = await triggerSync(t.ctx, 'term', { trigger: 'cli' });
+      await until(async () => ((await getRun(t.ctx.db, run.id)).phase === 'apply' ? true : undefined), 'the apply phase', 60000);
+      const name = new URL(t.databaseUrl).pathname.slice(1);
+      // Every connection of the worker's database but the test's own admin one.
+      await adminQuery('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [name]);
+      const failed = await waitForRun(t.ctx.db, run.id, { timeoutMs: 30000, intervalMs: 50 });
+      expect(failed.status).toBe('FAILED');
+      expect(failed.error).toMatch(/terminat|connection/i);
+      // Nothing of the run landed: the transaction rolled back.
+      expect(await listUsers(t.ctx.db, 'term')).toEqual([]);
+      expect(child.exitCode).toBeNull();
+      // The same worker process takes the next run and applies it.
+      const second = await triggerSync(t.ctx, 'term', { trigger: 'cli' });
+      expect((await waitForRun(t.ctx.db, second.run.id, { timeoutMs: 60000, intervalMs: 100 })).status).toBe('SUCCEEDED');
+      expect(child.exitCode).toBeNull();
+      expect(stderr).not.toMatch(/Unhandled 'error' event/);
+    } finally {
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+    }
+  } finally {
+    await big.stop();
+  }
+}, 120000);
+
+test('a silent partition mid-apply cannot keep the district locked: the server ends the session and the next run takes over', async () => {
+  await addCleverDistrict(t.ctx, 'part', server);
+  await addPool(t.ctx, 'part', 'READ', 150);
+  t.startWorker();
+  expect((await syncNow(t.ctx, 'part')).status).toBe('SUCCEEDED');
+  await t.stopWorkers();
+  const before = await state('part');
+  const leaver = [...server.district.students.keys()][3]!;
+  const removed = server.district.removeStudent(leaver);
+
+  const proxy = new TcpProxy({ host: '127.0.0.1', port: 5432 });
+  await proxy.start();
+  const url = new URL(t.databaseUrl);
+  url.host = `127.0.0.1:${proxy.port}`;
+  const partitioned = await openContext({ config: loadConfig({ ...t.env, DATABASE_URL: url.toString(), PG_IDLE_TX_TIMEOUT_MS: '1500', PG_STATEMENT_TIMEOUT_MS: '3000' }) });
+  try {
+    const { run } = await triggerSync(t.ctx, 'part', { trigger: 'cli' });
+    // This attempt is driven by hand, not by a queue worker.
+    await (await syncQueue(t.ctx).getJob(run.id))!.remove();
+    // The worker behind the proxy is cut off the moment its apply transaction starts.
+    let cutAt = 0;
+    const attempt = executeRun(partitioned, run.id, { onProgress: (p) => { if (p.phase === 'apply') { proxy.cut(); cutAt = Date.now(); } } });
+    await until(async () => (cutAt ? true : undefined), 'the apply phase');
+    // The district is not locked for ever: Postgres ends the silent session (idle in transaction),
+    // which frees the district's lock, and a healthy worker takes the run over once its heartbeat is stale.
+    t.startWorker();
+    const next = await triggerSync(t.ctx, 'part', { trigger: 'cli' });
+    const done = await waitForRun(t.ctx.db, next.run.id, { timeoutMs: 30000, intervalMs: 50 });
+    expect(done.status).toBe('SUCCEEDED');
+    expect(done.counts.usersDeleted).toBe(1);
+    expect(await getRun(t.ctx.db, run.id)).toMatchObject({ status: 'FAILED', error: expect.stringContaining('abandoned') });
+    // The partition heals: the old attempt finds it lost the run and writes nothing over it.
+    proxy.heal();
+    expect(['done', 'superseded']).toContain(await attempt);
+    expect(await getRun(t.ctx.db, run.id)).toMatchObject({ status: 'FAILED', error: expect.stringContaining('abandoned') });
+    // Exactly one student left; everyone else is as before.
+    const after = await listUsers(t.ctx.db, 'part');
+    expect(after.filter((u) => u.status === 'DELETED').map((u) => u.sourcedId)).toEqual([leaver]);
+    expect(after.length).toBe(before.users.length);
+  } finally {
+    proxy.heal();
+    await partitioned.close();
+    await proxy.stop();
+    server.district.restoreStudent(removed.student, removed.sectionIds);
+  }
+}, 90000);
+
+test('a superseded attempt changes nothing: not the stage, not the roster, not the run row', async () => {
+  await addCleverDistrict(t.ctx, 'fence', server);
+  await addPool(t.ctx, 'fence', 'READ', 500);
+  const { run } = await triggerSync(t.ctx, 'fence', { trigger: 'cli' });
+  // Attempt 1 stalls on its first heartbeat (its worker froze; its lock lapsed) …
+  let release!: () => void;
+  const gate = new Promise<void>((r) => { release = r; });
+  let stalled = false;
+  const first = executeRun(t.ctx, run.id, {
+    onProgress: async (p) => { if (p.phase === 'fetch' && !stalled) { stalled = true; await gate; } },
+  });
+  await until(async () => (stalled ? true : undefined), 'attempt 1 to stall');
+  // … the provider changes, and attempt 2 (another worker) runs the whole run.
+  const leaver = [...server.district.students.keys()][5]!;
+  const removed = server.district.removeStudent(leaver);
+  try {
+    expect(await executeRun(t.ctx, run.id)).toBe('done');
+    const applied = await getRun(t.ctx.db, run.id);
+    expect(applied.status).toBe('SUCCEEDED');
+    const afterSecond = await state('fence');
+    // Attempt 1 wakes up with its older view of the world: it must stop.
+    release();
+    expect(await first).toBe('superseded');
+    expect(await getRun(t.ctx.db, run.id)).toEqual(applied);
+    expect(await state('fence')).toEqual(afterSecond);
+    expect(await t.ctx.db.selectFrom('run_stage').select('seq').where('run_id', '=', run.id).execute()).toEqual([]);
+
+    // The apply step itself is fenced too: a stale lease applies nothing.
+    const district = await getDistrict(t.ctx.db, 'fence');
+    const stale = await t.ctx.db.insertInto('sync_runs').values({ district_id: 'fence', trigger: 'cli', status: 'QUEUED', dry_run: false, full_snapshot: true }).returning('id').executeTakeFirstOrThrow();
+    const claimed = await claimRun(t.ctx.db, stale.id, 60000);
+    expect(claimed.outcome).toBe('claimed');
+    const attempt = claimed.outcome === 'claimed' ? claimed.run.attempts : 0;
+    await claimRun(t.ctx.db, stale.id, 60000); // a newer attempt takes it
+    const empty = new SnapshotBuilder(true, '2026-11-25').build();
+    await expect(reconcileAndApply(t.ctx, district, empty, { lease: { runId: stale.id, attempt }, asOf: '2026-11-25', dryRun: false, approved: true }))
+      .rejects.toBeInstanceOf(SupersededError);
+    expect(await state('fence')).toEqual(afterSecond);
+  } finally {
+    server.district.restoreStudent(removed.student, removed.sectionIds);
+  }
+});
+
+test('a provider that drips its answer byte by byte hits the total deadline and is asked again', async () => {
+  await addCleverDistrict(t.ctx, 'drip', server);
+  // timeoutMs is 2 s in the test district: 60 ms a byte never leaves the socket idle that long.
+  server.faults.push({ path: '/v3.0/terms', dripMs: 60, times: 1 });
+  t.startWorker();
+  const asked = server.requestsTo('/v3.0/terms').length;
+  const run = await syncNow(t.ctx, 'drip');
+  expect(run.status).toBe('SUCCEEDED');
+  expect(server.requestsTo('/v3.0/terms').length - asked).toBe(2);
+});
+
+test('with Redis down, sync fails fast with a clear message and records no run', async () => {
+  await addCleverDistrict(t.ctx, 'nored', server);
+  const down = await openContext({ config: loadConfig({ ...t.env, REDIS_URL: `redis://127.0.0.1:${await freePort()}` }) });
+  try {
+    const started = Date.now();
+    await expect(triggerSync(down, 'nored', { trigger: 'cli' })).rejects.toThrow(/Redis at redis:\/\/127\.0\.0\.1:\d+ did not answer within 2 s; is it running\? Nothing was queued/);
+    expect(Date.now() - started).toBeLessThan(10000);
+    expect(await t.ctx.db.selectFrom('sync_runs').select('id').where('district_id', '=', 'nored').execute()).toEqual([]);
+  } finally {
+    await down.close();
+  }
+});
+
+test('district schedules come back on their own after Redis restarts without its data', async () => {
+  const redis = new OwnRedis(await freePort());
+  await redis.start();
+  const ctx = await openContext({ config: loadConfig({ ...t.env, REDIS_URL: redis.url }) });
+  const worker = createSyncWorker(ctx, { concurrency: 1, maintain: true });
+  try {
+    const d = await getDistrict(ctx.db, 'drip');
+    await upsertDistrict(ctx.db, { id: 'sched', settings: d.settings, schedule: '0 3 * * *' });
+    await syncSchedules(ctx);
+    const keys = async () => (await syncQueue(ctx).getJobSchedulers()).map((s) => s.key);
+    expect(await keys()).toEqual(['district:sched']);
+    await redis.kill();
+    await redis.start();
+    // Postgres is the source of truth: the worker registers the schedule again once Redis is back.
+    await until(async () => ((await keys().catch((): (string | null | undefined)[] => [])).includes('district:sched') ? true : undefined), 'the schedule to be re-registered', 20000);
+  } finally {
+    await worker.close(true);
+    await ctx.close();
+    await redis.kill();
+  }
+});
