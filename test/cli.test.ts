@@ -1,3 +1,5 @@
+import { randomBytes } from 'node:crypto';
+import { readdirSync } from 'node:fs';
 import type { FakeCleverServer } from '../fixtures/clever/server.js';
 import { createTestEnv, dropDatabase, type TestEnv } from './helpers/context.js';
 import { startClever } from './helpers/district.js';
@@ -10,7 +12,7 @@ const RUN_KEYS = ['id', 'districtId', 'status', 'dryRun', 'counts', 'error'];
 const COUNT_KEYS = ['usersCreated', 'usersUpdated', 'usersDeleted', 'usersReactivated', 'enrollmentsAdded', 'enrollmentsEnded', 'seatsAssigned', 'seatsReleased', 'seatsWaitlisted'];
 
 beforeAll(async () => {
-  t = await createTestEnv();
+  t = await createTestEnv({ SECRETS_KEY: randomBytes(32).toString('base64') });
   server = await startClever({ seed: 3, schools: 2, students: 80, sections: 10, enrollmentsPerStudent: 2 });
 });
 afterAll(async () => {
@@ -35,9 +37,16 @@ test('bad flags are refused with a clear error, exit 2, and nothing saved', asyn
   expect(badCron.code).toBe(2);
   expect((badCron.json as { error: string }).error).toContain('cron');
 
-  const unsupported = await cli('district', 'add', 'x', '--provider', 'canvas', '--base-url', 'https://canvas.example/api/v1', '--token', 'T', '--json');
-  expect(unsupported.code).toBe(2);
-  expect((unsupported.json as { error: string }).error).toContain("provider 'canvas' has no connector yet");
+  const seconds = await cli('district', 'add', 'x', '--provider', 'clever', '--base-url', server.url, '--token', 'T', '--schedule', '*/5 * * * * *', '--json');
+  expect(seconds).toMatchObject({ code: 2, json: { error: '--schedule: schedules run at most once a minute: use 5 cron fields (minute hour day month weekday), not 6 with seconds' } });
+
+  const canvasOnly = await cli('district', 'add', 'x', '--provider', 'clever', '--base-url', server.url, '--token', 'T', '--account-id', '5', '--json');
+  expect(canvasOnly).toMatchObject({ code: 2, json: { error: '--account-id applies to canvas' } });
+
+  const badPct = await cli('district', 'add', 'x', '--provider', 'clever', '--base-url', server.url, '--token', 'T', '--loss-threshold-pct', '150', '--quarantine-threshold-min', '-1', '--json');
+  expect(badPct).toMatchObject({ code: 2, json: { error: '--loss-threshold-pct: threshold must be between 0 and 100; --quarantine-threshold-min: threshold must be at least 0' } });
+  const notNumber = await cli('district', 'add', 'x', '--provider', 'clever', '--base-url', server.url, '--token', 'T', '--deletion-threshold-min', 'lots', '--json');
+  expect(notNumber).toMatchObject({ code: 2, json: { error: '--deletion-threshold-min: threshold must be a number' } });
 
   const missing = await cli('district', 'add', '--json');
   expect(missing.code).toBe(2);
@@ -56,6 +65,10 @@ test('a district is rostered through the CLI, with the contract JSON shapes', as
   expect(list.stdout).not.toContain(server.token);
 
   expect((await cli('license', 'set', 'cli-d', '--product', 'READ', '--seats', '-1', '--json')).code).toBe(2);
+  // Beyond what Postgres holds, or not a product code: a clear usage error, never a database message.
+  expect(await cli('license', 'set', 'cli-d', '--product', 'READ', '--seats', '99999999999', '--json')).toMatchObject({ code: 2, json: { error: '--seats: seats must be at most 10,000,000' } });
+  expect(await cli('license', 'set', 'cli-d', '--product', "READ'; --", '--seats', '5', '--json')).toMatchObject({ code: 2, json: { error: expect.stringMatching(/^--product: product code: letters, digits/) } });
+  expect((await cli('licenses', 'cli-d', '--json')).json).toEqual([]);
   expect((await cli('license', 'set', 'cli-d', '--product', 'READ', '--seats', '50', '--json')).code).toBe(0);
 
   const sync = await cli('sync', 'cli-d', '--wait', '--json');
@@ -152,9 +165,14 @@ test('purge erases roster data for good, keeps the district and pools, and audit
 
 test('a ClassLink district is added with OAuth 2 credentials (redacted) and its full-snapshot interval', async () => {
   const add = await cli('district', 'add', 'cli-cl', '--provider', 'classlink', '--base-url', 'https://cl.example/ims/oneroster/rostering/v1p2',
-    '--client-id', 'cid', '--client-secret', 'top-secret', '--token-url', 'https://cl.example/oauth/token', '--full-every-hours', '12', '--json');
+    '--client-id', 'cid', '--client-secret', 'top-secret', '--token-url', 'https://cl.example/oauth/token', '--full-every-hours', '12',
+    '--deletion-threshold-pct', '7.5', '--loss-threshold-pct', '20', '--quarantine-threshold-min', '50', '--quarantine-threshold-pct', '2', '--json');
   expect(add.code).toBe(0);
-  expect(add.json).toMatchObject({ id: 'cli-cl', provider: 'classlink', settings: { fullSnapshotEveryHours: 12, credentials: { clientId: '[redacted]', clientSecret: '[redacted]', tokenUrl: 'https://cl.example/oauth/token' } } });
+  expect(add.json).toMatchObject({
+    id: 'cli-cl', provider: 'classlink',
+    settings: { fullSnapshotEveryHours: 12, credentials: { clientId: '[redacted]', clientSecret: '[redacted]', tokenUrl: 'https://cl.example/oauth/token' } },
+    guard: { deletionThresholdPct: 7.5, deletionThresholdMin: 25, lossThresholdPct: 20, quarantineThresholdMin: 50, quarantineThresholdPct: 2 },
+  });
   expect(add.stdout).not.toContain('top-secret');
   const wrong = await cli('district', 'add', 'cli-x', '--provider', 'clever', '--base-url', server.url, '--token', 'T', '--full-every-hours', '12', '--json');
   expect(wrong).toMatchObject({ code: 2, json: { error: expect.stringContaining('--full-every-hours applies to providers with delta syncs') } });
@@ -166,6 +184,8 @@ test('migrate creates a missing database and reports what it applied', async () 
   const first = await runCli({ ...t.env, DATABASE_URL: url.toString() }, ['migrate', '--json']);
   const again = await runCli({ ...t.env, DATABASE_URL: url.toString() }, ['migrate', '--json']);
   await dropDatabase(url.pathname.slice(1));
-  expect(first).toMatchObject({ code: 0, json: { ok: true, created: true, applied: ['001_init'] } });
+  const migrations = readdirSync(new URL('../db/migrations/', import.meta.url)).filter((f) => /^\d+_.*\.ts$/.test(f)).map((f) => f.replace(/\.ts$/, '')).sort();
+  expect(migrations[0]).toBe('001_init');
+  expect(first).toMatchObject({ code: 0, json: { ok: true, created: true, applied: migrations } });
   expect(again).toMatchObject({ code: 0, json: { ok: true, created: false, applied: [] } });
 });

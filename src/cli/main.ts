@@ -1,61 +1,27 @@
 import { Command, CommanderError, Option } from 'commander';
-import { ZodError } from 'zod';
 import { SUPPORTED_PROVIDERS } from '../../connectors/index.js';
-import { closeQueue, syncQueue } from '../../jobs/queues.js';
+import { syncQueue } from '../../jobs/queues.js';
 import { syncSchedules } from '../../jobs/scheduler.js';
 import { createSyncWorker } from '../../jobs/sync-worker.js';
 import { approveRun, triggerSync } from '../../jobs/trigger.js';
 import { ensureDatabase, migrateToLatest } from '../../db/migrate.js';
-import { loadConfig } from '../config.js';
-import { openContext, type AppContext } from '../context.js';
-import { createLogger } from '../logger.js';
-import { getDistrict, listDistricts, upsertDistrict } from '../districts/repository.js';
-import { DistrictSettings, redactSettings } from '../districts/settings.js';
+import type { AppContext } from '../context.js';
+import { listDistrictSummaries, requireDistrict, toSummary, upsertDistrict } from '../districts/repository.js';
+import { rotateSecrets } from '../districts/rotate.js';
+import { DistrictSettings } from '../districts/settings.js';
+import { SecretBox } from '../secrets/secret-box.js';
 import { listLicenses, listUsers } from '../queries.js';
 import { getRun, isFinished, listRuns, toRunView, type RunView } from '../sync/runs.js';
 import { removeStudent, setLicensePool } from '../sync/ops.js';
 import { purgeDistrict } from '../sync/purge.js';
 import { waitForRun } from '../sync/wait.js';
+import { PLAN_SECTIONS, readPlan, type PlanPage } from '../sync/plan-items.js';
+import { pruneHistory } from '../sync/retention.js';
 import { startHttpServer } from '../http/server.js';
-import { createOutput, formatRun, formatTable, type Output } from './output.js';
-import { DistrictAddFlags, DistrictId, LicenseSetFlags, LimitFlags, SyncFlags, UsageError, UsersFlags, WorkerFlags, parseFlags } from './flags.js';
-
-/** Exit codes: 0 ok, 1 error or FAILED run, 2 bad usage, 3 run HELD for review. */
-const EXIT = { ok: 0, error: 1, usage: 2, held: 3 } as const;
-
-type Action = (ctx: AppContext, out: Output, ...args: never[]) => Promise<number | void>;
-
-/** Opens the app context for one command, maps any error to a clear message and exit code. */
-function run(action: Action, options: { migrate?: boolean } = {}) {
-  return async (...args: unknown[]) => {
-    const command = args[args.length - 1] as Command;
-    const out = createOutput(Boolean(command.opts().json));
-    let ctx: AppContext | undefined;
-    let code: number = EXIT.ok;
-    try {
-      const config = loadConfig();
-      // The CLI's own output is the result; worker chatter stays at warn unless asked for.
-      const logger = createLogger(process.env.LOG_LEVEL ?? 'warn');
-      ctx = await openContext({ config, logger, migrate: options.migrate });
-      code = (await action(ctx, out, ...(args.slice(0, -1) as never[]))) ?? EXIT.ok;
-    } catch (err) {
-      code = err instanceof UsageError || err instanceof ZodError ? EXIT.usage : EXIT.error;
-      report(out, err);
-    } finally {
-      if (ctx) {
-        await closeQueue(ctx);
-        await ctx.close();
-      }
-    }
-    process.exitCode = code;
-  };
-}
-
-function report(out: Output, err: unknown): void {
-  const message = err instanceof Error ? err.message : String(err);
-  if (out.json) process.stdout.write(`${JSON.stringify({ error: message })}\n`);
-  else process.stderr.write(`error: ${message}\n`);
-}
+import { formatRun, formatTable, type Output } from './output.js';
+import { EXIT, run } from './command.js';
+import { registerSsoCommands } from './sso-commands.js';
+import { PlanFlags, PruneFlags, DistrictAddFlags, DistrictId, LicenseSetFlags, LimitFlags, SyncFlags, UsageError, UsersFlags, WorkerFlags, parseFlags, resolveSecret } from './flags.js';
 
 const runExit = (run: RunView) => (run.status === 'FAILED' ? EXIT.error : run.status === 'HELD' ? EXIT.held : EXIT.ok);
 
@@ -88,11 +54,21 @@ async function waitVisibly(ctx: AppContext, out: Output, runId: string, timeoutS
 
 function settingsFromFlags(f: ReturnType<typeof DistrictAddFlags.parse>): DistrictSettings {
   if (f.fullEveryHours !== undefined && f.provider !== 'classlink') throw new UsageError('--full-every-hours applies to providers with delta syncs (classlink)');
-  const tuning = { ...(f.pageSize ? { pageSize: f.pageSize } : {}), ...(f.fullEveryHours ? { fullSnapshotEveryHours: f.fullEveryHours } : {}) };
+  if (f.accountId !== undefined && f.provider !== 'canvas') throw new UsageError('--account-id applies to canvas');
+  if (f.signatureMethod !== undefined && f.provider !== 'schoology') throw new UsageError('--signature-method applies to schoology');
+  const tuning = {
+    ...(f.pageSize ? { pageSize: f.pageSize } : {}),
+    ...(f.fullEveryHours ? { fullSnapshotEveryHours: f.fullEveryHours } : {}),
+    ...(f.accountId ? { accountId: f.accountId } : {}),
+    ...(f.signatureMethod ? { signatureMethod: f.signatureMethod } : {}),
+  };
+  // Which kind of credentials is chosen by the flags alone: a ROSTERSYNC_* secret
+  // left in the environment only fills in the kind the flags asked for.
+  const oauth2 = f.provider === 'classlink' && Boolean(f.clientId || f.tokenUrl || f.clientSecret || f.clientSecretFile);
   const credentials =
-    f.provider === 'clever' || f.provider === 'canvas' ? { token: f.token ?? '' }
-    : f.provider === 'classlink' && (f.clientId || f.clientSecret || f.tokenUrl) ? { clientId: f.clientId ?? '', clientSecret: f.clientSecret ?? '', tokenUrl: f.tokenUrl ?? '' }
-    : { consumerKey: f.consumerKey ?? '', consumerSecret: f.consumerSecret ?? '' };
+    f.provider === 'clever' || f.provider === 'canvas' ? { token: resolveSecret({ flag: 'token', value: f.token, file: f.tokenFile, env: 'ROSTERSYNC_TOKEN' }) ?? '' }
+    : oauth2 ? { clientId: f.clientId ?? '', clientSecret: resolveSecret({ flag: 'client-secret', value: f.clientSecret, file: f.clientSecretFile, env: 'ROSTERSYNC_CLIENT_SECRET' }) ?? '', tokenUrl: f.tokenUrl ?? '' }
+    : { consumerKey: f.consumerKey ?? '', consumerSecret: resolveSecret({ flag: 'consumer-secret', value: f.consumerSecret, file: f.consumerSecretFile, env: 'ROSTERSYNC_CONSUMER_SECRET' }) ?? '' };
   return parseFlags(DistrictSettings, { provider: f.provider, baseUrl: f.baseUrl, credentials, ...tuning });
 }
 
@@ -114,17 +90,25 @@ export function buildProgram(): Command {
   district.command('add <id>').description('add or update a district')
     .requiredOption('--provider <provider>', 'clever | classlink | canvas | schoology')
     .requiredOption('--base-url <url>', "the provider's API root")
-    .option('--token <token>', 'Clever district token or Canvas access token')
+    .option('--token-file <path>', 'Clever district token or Canvas access token, read from this file (or set ROSTERSYNC_TOKEN)')
+    .option('--token <token>', 'the token on the command line (visible in ps: prefer --token-file)')
     .option('--client-id <id>', 'OAuth 2 client id (OneRoster 1.2)')
-    .option('--client-secret <secret>', 'OAuth 2 client secret (OneRoster 1.2)')
+    .option('--client-secret-file <path>', 'OAuth 2 client secret (OneRoster 1.2), read from this file (or set ROSTERSYNC_CLIENT_SECRET)')
+    .option('--client-secret <secret>', 'the client secret on the command line (visible in ps)')
     .option('--token-url <url>', 'OAuth 2 token endpoint')
     .option('--consumer-key <key>', 'OAuth 1.0a consumer key (OneRoster 1.1, Schoology)')
-    .option('--consumer-secret <secret>', 'OAuth 1.0a consumer secret')
+    .option('--consumer-secret-file <path>', 'OAuth 1.0a consumer secret, read from this file (or set ROSTERSYNC_CONSUMER_SECRET)')
+    .option('--consumer-secret <secret>', 'the consumer secret on the command line (visible in ps)')
     .option('--schedule <cron>', 'sync automatically on this cron schedule')
     .option('--page-size <n>', 'records per provider page')
     .option('--full-every-hours <h>', 'classlink: take a full snapshot at least this often between deltas (default 24)')
+    .option('--account-id <id>', 'canvas: the account to roster: self (default), a number, or sis_account_id:<id>')
+    .option('--signature-method <m>', 'schoology: HMAC-SHA1 (default) or PLAINTEXT')
     .option('--deletion-threshold-pct <pct>', 'hold runs deleting more than this % of active students (default 5)')
     .option('--deletion-threshold-min <n>', '…but never hold below this many deletions (default 25)')
+    .option('--loss-threshold-pct <pct>', 'hold runs removing more than this % of teachers, schools, classes or enrollments (default 10)')
+    .option('--quarantine-threshold-min <n>', 'hold runs with more unreadable provider records than this (default 10)…')
+    .option('--quarantine-threshold-pct <pct>', '…or this % of the snapshot, if larger (default 1)')
     .addOption(json())
     .action(run(async (ctx, out, id: string, opts: Record<string, unknown>) => {
       const districtId = parseFlags(DistrictId, id);
@@ -133,18 +117,30 @@ export function buildProgram(): Command {
       if (!(SUPPORTED_PROVIDERS as readonly string[]).includes(settings.provider)) {
         throw new UsageError(`provider '${settings.provider}' has no connector yet (supported: ${SUPPORTED_PROVIDERS.join(', ')})`);
       }
+      if (flags.token !== undefined || flags.clientSecret !== undefined || flags.consumerSecret !== undefined) {
+        out.note('note: a secret on the command line is visible to other users (ps, shell history); prefer --token-file / --client-secret-file / --consumer-secret-file or ROSTERSYNC_TOKEN / ROSTERSYNC_CLIENT_SECRET / ROSTERSYNC_CONSUMER_SECRET');
+      }
       const saved = await upsertDistrict(ctx.db, {
         id: districtId, settings, schedule: flags.schedule ?? null,
-        guard: { deletionThresholdPct: flags.deletionThresholdPct, deletionThresholdMin: flags.deletionThresholdMin },
-      });
+        guard: {
+          deletionThresholdPct: flags.deletionThresholdPct, deletionThresholdMin: flags.deletionThresholdMin,
+          lossThresholdPct: flags.lossThresholdPct, quarantineThresholdMin: flags.quarantineThresholdMin, quarantineThresholdPct: flags.quarantineThresholdPct,
+        },
+      }, SecretBox.fromConfig(ctx.config));
       await syncSchedules(ctx);
-      const view = { id: saved.id, provider: saved.provider, schedule: saved.schedule, guard: saved.guard, settings: redactSettings(saved.settings) };
+      const view = toSummary(saved);
       out.result(view, () => `district ${saved.id} (${saved.provider}) saved${saved.schedule ? `, syncing on "${saved.schedule}"` : ''}`);
     }));
-  district.command('list').description('list districts').addOption(json())
+  district.command('list').description('list districts (secrets are never shown)').addOption(json())
     .action(run(async (ctx, out) => {
-      const rows = (await listDistricts(ctx.db)).map((d) => ({ id: d.id, provider: d.provider, baseUrl: d.settings.baseUrl, schedule: d.schedule, guard: d.guard, settings: redactSettings(d.settings) }));
+      const rows = await listDistrictSummaries(ctx.db);
       out.result(rows, () => formatTable(rows, ['id', 'provider', 'baseUrl', 'schedule']));
+    }));
+
+  program.command('rotate-secrets').description('re-seal every stored secret with SECRETS_KEY (opening with it or SECRETS_KEY_PREVIOUS)').addOption(json())
+    .action(run(async (ctx, out) => {
+      const report = await rotateSecrets(ctx.db, SecretBox.fromConfig(ctx.config));
+      out.result(report, () => `${report.resealed + report.sealedPlaintext} secret(s) re-sealed with key ${report.keyId} across ${report.districts} district(s) and ${report.ssoApps} sign-in app(s) (${report.sealedPlaintext} were plaintext, ${report.current} already current)`);
     }));
 
   program.command('license').description('manage license pools')
@@ -185,15 +181,36 @@ export function buildProgram(): Command {
   program.command('runs <district>').description('recent runs of a district').option('--limit <n>', 'how many', '20').addOption(json())
     .action(run(async (ctx, out, districtId: string, opts: Record<string, unknown>) => {
       const { limit } = parseFlags(LimitFlags, opts);
-      await getDistrict(ctx.db, districtId);
+      await requireDistrict(ctx.db, districtId);
       const runs = (await listRuns(ctx.db, districtId, limit)).map(toRunView);
       out.result(runs, () => formatTable(runs.map((r) => ({ ...r, ...r.counts })), ['id', 'status', 'trigger', 'createdAt', 'usersCreated', 'usersDeleted', 'seatsAssigned', 'seatsReleased', 'error']));
     }));
 
-  program.command('run <runId>').description('one run: status and counts').addOption(json())
-    .action(run(async (ctx, out, runId: string) => {
-      const view = toRunView(await getRun(ctx.db, runId));
-      out.result(view, () => formatRun(view));
+  program.command('run <runId>').description('one run: status and counts; --plan lists what a HELD or dry run would do, person by person')
+    .option('--plan', 'show the plan: who is created, deleted, enrolled, and which seats go to whom')
+    .option('--section <section>', `with --plan: ${PLAN_SECTIONS.join(' | ')}`)
+    .option('--page <n>', 'with --plan: page number', '1')
+    .option('--page-size <n>', 'with --plan: items per page (at most 1000)', '100')
+    .addOption(json())
+    .action(run(async (ctx, out, runId: string, opts: Record<string, unknown>) => {
+      const f = parseFlags(PlanFlags, opts);
+      if (!f.plan) {
+        const view = toRunView(await getRun(ctx.db, runId));
+        out.result(view, () => formatRun(view));
+        return;
+      }
+      const plan = await readPlan(ctx.db, runId, { section: f.section, page: f.page, pageSize: f.pageSize });
+      out.result(plan, () => formatPlan(plan));
+    }));
+
+  program.command('prune').description('delete old run history and audit rows (keeps each district\'s last applied run); drops expired stages')
+    .option('--runs-days <n>', 'delete finished runs older than this many days', '180')
+    .option('--audit-days <n>', 'delete audit rows older than this many days', '400')
+    .addOption(json())
+    .action(run(async (ctx, out, opts: Record<string, unknown>) => {
+      const f = parseFlags(PruneFlags, opts);
+      const result = await pruneHistory(ctx.db, { runsOlderThanDays: f.runsDays, auditOlderThanDays: f.auditDays, stageHours: ctx.config.STAGE_RETENTION_HOURS });
+      out.result(result, () => `pruned ${result.runs} runs and ${result.auditRows} audit rows; dropped ${result.stages.runs} expired stages (${result.stages.pages} pages)`);
     }));
 
   program.command('approve <runId>').description('apply a HELD run').option('--no-wait', 'queue it and return').addOption(json())
@@ -241,7 +258,8 @@ export function buildProgram(): Command {
   program.command('worker').description('run the sync workers and the scheduler').option('--concurrency <n>', 'runs processed at once (one per district at most)', '2').addOption(json())
     .action(run(async (ctx, out, opts: Record<string, unknown>) => {
       const { concurrency } = parseFlags(WorkerFlags, opts);
-      const worker = createSyncWorker(ctx, { concurrency });
+      // maintain: keeps schedules registered (again after a Redis restart) and runs housekeeping.
+      const worker = createSyncWorker(ctx, { concurrency, maintain: true });
       await syncSchedules(ctx);
       out.note(`rostersync worker started (concurrency ${concurrency}); Ctrl-C to stop`);
       await untilSignal();
@@ -252,12 +270,25 @@ export function buildProgram(): Command {
   program.command('serve').description('run the HTTP server: admin API, health, metrics').addOption(json())
     .action(run(async (ctx, out) => {
       const server = await startHttpServer(ctx);
-      out.note(`rostersync HTTP server listening on ${server.url}`);
+      out.note(`rostersync HTTP server listening on ${server.listening}`);
       await untilSignal();
       await server.close();
     }));
 
+  registerSsoCommands(program);
   return program;
+}
+
+function formatPlan(plan: PlanPage): string {
+  const summary = Object.entries(plan.summary).map(([section, actions]) => `  ${section}: ${Object.entries(actions).map(([a, n]) => `${n} ${a}`).join(', ')}`);
+  const pages = Math.max(1, Math.ceil(plan.total / plan.pageSize));
+  return [
+    `plan of run ${plan.runId} (${plan.status})`,
+    ...(summary.length ? summary : ['  (nothing: an applied run keeps no plan, its audit rows say what happened)']),
+    '',
+    formatTable(plan.items.map((i) => ({ ...i })), ['section', 'action', 'sourcedId', 'name', 'role', 'classSourcedId', 'product', 'reason']),
+    `page ${plan.page} of ${pages} (${plan.total} items${plan.section ? ` in ${plan.section}` : ''})`,
+  ].join('\n');
 }
 
 function untilSignal(): Promise<void> {

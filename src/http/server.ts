@@ -1,16 +1,32 @@
 import http from 'node:http';
 import { timingSafeEqual } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
+import { Redis } from 'ioredis';
 import { sql } from 'kysely';
 import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { z } from 'zod';
 import type { AppContext } from '../context.js';
-import { getDistrict, NotFoundError } from '../districts/repository.js';
+import { NotFoundError, requireDistrict } from '../districts/repository.js';
 import { listUsers, poolUsage } from '../queries.js';
 import { appliedSyncRuns, getRun, listRuns, toRunView } from '../sync/runs.js';
+import { PLAN_SECTIONS, readPlan } from '../sync/plan-items.js';
 import { ApprovalError, approveRun, triggerSync } from '../../jobs/trigger.js';
+import { createSsoHandler } from '../sso/routes.js';
+
+/** Shortest ADMIN_TOKEN / METRICS_TOKEN `serve` accepts: long enough that guessing is hopeless. */
+export const MIN_TOKEN_LENGTH = 24;
+/** Each health check gets this long, so /healthz answers within a second even when a store hangs. */
+const HEALTH_CHECK_MS = 800;
+// Path ids: district ids as the CLI accepts them (flags.ts DistrictId), run ids as UUIDs.
+const DISTRICT_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
+const RUN_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 const SyncBody = z.object({ dryRun: z.boolean().optional(), full: z.boolean().optional() }).strict();
+const PlanQuery = z.object({
+  section: z.enum(PLAN_SECTIONS).optional(),
+  page: z.coerce.number().int().min(1).optional(),
+  pageSize: z.coerce.number().int().min(1).max(1000).optional(),
+}).strict();
 const UsersQuery = z.object({ status: z.enum(['ACTIVE', 'DELETED']).optional() });
 
 class HttpError extends Error {
@@ -56,11 +72,61 @@ function metricsRegistry(ctx: AppContext): Registry {
   return registry;
 }
 
-function authorized(req: http.IncomingMessage, token: string): boolean {
+function authorized(req: http.IncomingMessage, ...tokens: (string | undefined)[]): boolean {
   const header = req.headers.authorization ?? '';
   const given = Buffer.from(header.startsWith('Bearer ') ? header.slice(7) : '');
-  const expected = Buffer.from(token);
-  return given.length === expected.length && timingSafeEqual(given, expected);
+  return tokens.some((token) => {
+    if (!token) return false;
+    const expected = Buffer.from(token);
+    return given.length === expected.length && timingSafeEqual(given, expected);
+  });
+}
+
+function requireToken(name: string, value: string | undefined, required: boolean): void {
+  if (value === undefined) {
+    if (required) throw new Error(`${name} must be set to serve the admin API (at least ${MIN_TOKEN_LENGTH} characters: openssl rand -base64 32)`);
+    return;
+  }
+  if (value.length < MIN_TOKEN_LENGTH) throw new Error(`${name} is too short (${value.length} characters): use at least ${MIN_TOKEN_LENGTH} (openssl rand -base64 32)`);
+}
+
+/** One path segment, decoded; a malformed or implausible one is a 400/404, never a 500 from deeper down. */
+function pathId(raw: string, pattern: RegExp, what: string): string {
+  let id: string;
+  try {
+    id = decodeURIComponent(raw);
+  } catch {
+    throw new HttpError(400, `malformed ${what} in path`);
+  }
+  if (!pattern.test(id)) throw new HttpError(404, `unknown ${what} '${id.slice(0, 64).replace(/[^\x20-\x7e]/g, '?')}'`);
+  return id;
+}
+
+/** Resolves with the check's answer, or false once `ms` have passed: a hung store must not hang /healthz. */
+async function withinMs(check: Promise<boolean>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<boolean>((resolve) => { timer = setTimeout(() => resolve(false), ms); });
+  try {
+    return await Promise.race([check.catch(() => false), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Its own Redis connection: the shared one queues commands until Redis comes
+ * back (BullMQ needs that), so a ping on it never answers while Redis is down.
+ * On this one a ping fails after HEALTH_CHECK_MS even while queued offline
+ * (ioredis `commandTimeout` is armed before a command is queued, see
+ * sendCommand in ioredis/built/Redis.js), and after one reconnection attempt.
+ */
+function healthRedis(url: string): Redis {
+  const redis = new Redis(url, {
+    lazyConnect: true, commandTimeout: HEALTH_CHECK_MS, connectTimeout: HEALTH_CHECK_MS, maxRetriesPerRequest: 1,
+    retryStrategy: (times) => Math.min(times * 200, 2000),
+  });
+  redis.on('error', () => undefined); // reported through /healthz, not as unhandled errors
+  return redis;
 }
 
 async function readJson(req: http.IncomingMessage): Promise<unknown> {
@@ -86,50 +152,82 @@ function checked<S extends z.ZodType>(schema: S, value: unknown): z.infer<S> {
   return result.data;
 }
 
-export async function startHttpServer(ctx: AppContext, port = ctx.config.PORT): Promise<{ url: string; close(): Promise<void> }> {
-  const adminToken = ctx.config.ADMIN_TOKEN;
-  if (!adminToken) throw new Error('ADMIN_TOKEN must be set to serve the admin API');
-  const registry = metricsRegistry(ctx);
+export interface RunningServer {
+  /** Where this host reaches the server (loopback when bound to every interface). */
+  url: string;
+  /** The address actually bound (`http://host:port`, noting a wildcard), for the start-up line. */
+  listening: string;
+  close(): Promise<void>;
+}
 
-  const handle = async (req: http.IncomingMessage): Promise<{ status: number; body: unknown; type?: string }> => {
-    const url = new URL(req.url ?? '/', 'http://local');
-    const method = req.method ?? 'GET';
-    if (method === 'GET' && url.pathname === '/healthz') {
-      const db = await sql`SELECT 1`.execute(ctx.db).then(() => true, () => false);
-      const redis = await ctx.redis().ping().then((r) => r === 'PONG', () => false);
-      return { status: db && redis ? 200 : 503, body: { ok: db && redis, postgres: db, redis } };
+export async function startHttpServer(ctx: AppContext, port = ctx.config.PORT, host = ctx.config.HOST): Promise<RunningServer> {
+  const adminToken = ctx.config.ADMIN_TOKEN;
+  requireToken('ADMIN_TOKEN', adminToken, true);
+  requireToken('METRICS_TOKEN', ctx.config.METRICS_TOKEN, false);
+  const registry = metricsRegistry(ctx);
+  const sso = createSsoHandler(ctx);
+  const redisForHealth = healthRedis(ctx.config.REDIS_URL);
+
+  const health = async () => {
+    const [postgres, redis] = await Promise.all([
+      withinMs(sql`SELECT 1`.execute(ctx.db).then(() => true), HEALTH_CHECK_MS),
+      withinMs(redisForHealth.ping().then((reply) => reply === 'PONG'), HEALTH_CHECK_MS),
+    ]);
+    const down = [...(postgres ? [] : ['postgres']), ...(redis ? [] : ['redis'])];
+    return { status: down.length ? 503 : 200, body: { ok: down.length === 0, postgres, redis, down } };
+  };
+
+  const handle = async (req: http.IncomingMessage): Promise<{ status: number; body: unknown; type?: string; headers?: Record<string, string | string[]> }> => {
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', 'http://local');
+    } catch {
+      throw new HttpError(400, 'malformed request target');
     }
-    if (method === 'GET' && url.pathname === '/metrics') return { status: 200, body: await registry.metrics(), type: registry.contentType };
+    const method = req.method ?? 'GET';
+    const signIn = await sso.handle(req, url);
+    if (signIn) return { status: signIn.status, body: signIn.body ?? '', headers: signIn.headers };
+    if (method === 'GET' && url.pathname === '/healthz') return health();
+    if (method === 'GET' && url.pathname === '/metrics') {
+      // Per-district seat and run counts are not for the public: a scraper gets its own token.
+      if (!authorized(req, ctx.config.METRICS_TOKEN, adminToken)) throw new HttpError(401, 'missing or wrong bearer token (METRICS_TOKEN or ADMIN_TOKEN)');
+      return { status: 200, body: await registry.metrics(), type: registry.contentType };
+    }
     if (!url.pathname.startsWith('/api/')) throw new HttpError(404, `no route ${method} ${url.pathname}`);
     if (!authorized(req, adminToken)) throw new HttpError(401, 'missing or wrong bearer token');
 
     let m: RegExpExecArray | null;
     if ((m = /^\/api\/districts\/([^/]+)\/sync$/.exec(url.pathname)) && method === 'POST') {
       const body = checked(SyncBody, await readJson(req));
-      const { run, coalesced } = await triggerSync(ctx, decodeURIComponent(m[1]!), { trigger: 'api', ...body });
+      const { run, coalesced } = await triggerSync(ctx, pathId(m[1]!, DISTRICT_ID, 'district'), { trigger: 'api', ...body });
       return { status: 202, body: { ...toRunView(run), coalesced } };
     }
     if ((m = /^\/api\/districts\/([^/]+)\/runs$/.exec(url.pathname)) && method === 'GET') {
-      const district = await getDistrict(ctx.db, decodeURIComponent(m[1]!));
-      return { status: 200, body: (await listRuns(ctx.db, district.id, 50)).map(toRunView) };
+      const districtId = pathId(m[1]!, DISTRICT_ID, 'district');
+      await requireDistrict(ctx.db, districtId);
+      return { status: 200, body: (await listRuns(ctx.db, districtId, 50)).map(toRunView) };
     }
     if ((m = /^\/api\/districts\/([^/]+)\/users$/.exec(url.pathname)) && method === 'GET') {
       const query = checked(UsersQuery, Object.fromEntries(url.searchParams));
-      return { status: 200, body: await listUsers(ctx.db, decodeURIComponent(m[1]!), query) };
+      return { status: 200, body: await listUsers(ctx.db, pathId(m[1]!, DISTRICT_ID, 'district'), query) };
     }
     if ((m = /^\/api\/runs\/([^/]+)$/.exec(url.pathname)) && method === 'GET') {
-      return { status: 200, body: toRunView(await getRun(ctx.db, decodeURIComponent(m[1]!))) };
+      return { status: 200, body: toRunView(await getRun(ctx.db, pathId(m[1]!, RUN_ID, 'run'))) };
+    }
+    if ((m = /^\/api\/runs\/([^/]+)\/plan$/.exec(url.pathname)) && method === 'GET') {
+      const q = checked(PlanQuery, Object.fromEntries(url.searchParams));
+      return { status: 200, body: await readPlan(ctx.db, pathId(m[1]!, RUN_ID, 'run'), q) };
     }
     if ((m = /^\/api\/runs\/([^/]+)\/approve$/.exec(url.pathname)) && method === 'POST') {
-      return { status: 202, body: toRunView(await approveRun(ctx, decodeURIComponent(m[1]!))) };
+      return { status: 202, body: toRunView(await approveRun(ctx, pathId(m[1]!, RUN_ID, 'run'))) };
     }
     throw new HttpError(404, `no route ${method} ${url.pathname}`);
   };
 
   const server = http.createServer((req, res) => {
     handle(req)
-      .then(({ status, body, type }) => {
-        res.writeHead(status, { 'content-type': type ?? 'application/json' });
+      .then(({ status, body, type, headers }) => {
+        res.writeHead(status, { 'content-type': type ?? 'application/json', ...headers });
         res.end(typeof body === 'string' ? body : JSON.stringify(body));
       })
       .catch((err: unknown) => {
@@ -139,11 +237,26 @@ export async function startHttpServer(ctx: AppContext, port = ctx.config.PORT): 
         res.end(JSON.stringify({ error: status === 500 ? 'internal error' : (err as Error).message }));
       });
   });
-  await new Promise<void>((resolve) => server.listen(port, '0.0.0.0', resolve));
-  const bound = (server.address() as AddressInfo).port;
-  ctx.logger.info({ port: bound }, 'HTTP server listening');
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => { server.off('error', reject); resolve(); });
+  }).catch(async (err: unknown) => {
+    redisForHealth.disconnect();
+    await sso.close();
+    throw err;
+  });
+  const bound = server.address() as AddressInfo;
+  const hostPart = (address: string) => (address.includes(':') ? `[${address}]` : address);
+  const wildcard = bound.address === '0.0.0.0' || bound.address === '::';
+  const listening = `${hostPart(bound.address)}:${bound.port}${wildcard ? ' (every interface)' : ''}`;
+  ctx.logger.info({ address: bound.address, port: bound.port }, 'HTTP server listening');
   return {
-    url: `http://127.0.0.1:${bound}`,
-    close: () => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }),
+    url: `http://${wildcard ? '127.0.0.1' : hostPart(bound.address)}:${bound.port}`,
+    listening: `http://${listening}`,
+    close: async () => {
+      await new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); });
+      redisForHealth.disconnect();
+      await sso.close();
+    },
   };
 }
