@@ -6,9 +6,12 @@ import { listUsers, type UserView } from '../src/queries.js';
 import { createTestEnv, type TestEnv } from './helpers/context.js';
 import { addPool, syncNow } from './helpers/district.js';
 
+const TEST_SECRETS_KEY = Buffer.alloc(32, 7).toString('base64');
 let t: TestEnv;
 beforeAll(async () => {
-  t = await createTestEnv();
+  // District credentials are sealed at rest (src/secrets): the test env needs a key.
+  process.env.SECRETS_KEY ??= TEST_SECRETS_KEY;
+  t = await createTestEnv({ SECRETS_KEY: process.env.SECRETS_KEY });
   t.startWorker();
 });
 afterAll(async () => {
@@ -147,6 +150,8 @@ describe.each(CASES)('%s', (_label, version, auth) => {
         ? /ClassLink refused our credentials \(HTTP 401\) on GET .*\(invalid signature\): the OAuth 1.0a signature was rejected/
         : /ClassLink's token endpoint refused the client credentials \(HTTP 401\)/);
       expect(run.error).not.toContain('wrong-secret');
+      // A refused secret is asked once per run, whatever the retries and prefetch.
+      if (auth.type === 'oauth2') expect(server.requests.filter((r) => r.path.startsWith('/oauth/token') && r.status === 401)).toHaveLength(1);
       expect(await listUsers(t.ctx.db, D)).toEqual(before);
     } finally {
       await upsertDistrict(t.ctx.db, { id: D, schedule: null, settings: settingsFor(server) });

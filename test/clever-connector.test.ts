@@ -45,7 +45,7 @@ test('maps Clever v3 records to the canonical model field by field', async () =>
   const gen = [...server.district.students.values()][0]!;
   const mapped = (all('users') as User[]).find((u) => u.sourcedId === gen.id);
   expect(mapped).toEqual({
-    sourcedId: gen.id, role: 'student', givenName: gen.first, familyName: gen.last, email: gen.email, username: gen.username,
+    sourcedId: gen.id, role: 'student', givenName: gen.first, familyName: gen.last, email: gen.email, username: gen.username, sisId: gen.sisId,
     grades: [gen.grade], orgSourcedIds: gen.schoolIds, enabled: true, status: 'active',
   });
   const section = [...server.district.sections.values()][0]!;
@@ -82,4 +82,18 @@ test('a bad environment is a clear error', () => {
   expect(() => loadConfig({ PORT: 'eighty' })).toThrow(ConfigError);
   expect(() => loadConfig({ PORT: 'eighty' })).toThrow(/PORT/);
   expect(loadConfig({})).toMatchObject({ DATABASE_URL: 'postgres://localhost:5432/rostersync', REDIS_URL: 'redis://127.0.0.1:6379', PORT: 3000 });
+});
+
+test('one unreadable record on a page is quarantined with its id and the field; the rest of the page is read', async () => {
+  const good = { id: 'a1good', district: 'd', name: { first: 'Ok', last: 'Fine' }, email: '', roles: { student: { schools: ['s1'], grade: 3, sis_id: '', credentials: { district_username: '' } } } };
+  const bad = { id: 'a1bad', district: 'd', name: 'not an object', roles: { student: { schools: ['s1'] } } };
+  server.faults.push({ path: '/v3.0/users?role=student', body: JSON.stringify({ data: [{ data: good }, { data: bad }], links: [] }), times: 1 });
+  const { batches, all } = await fetchAll(100);
+  const quarantined = batches.filter((b) => b.kind === 'quarantine').flatMap((b) => b.records);
+  expect(quarantined).toEqual([{ kind: 'users', sourcedId: 'a1bad', reason: expect.stringMatching(/^users\?role=student record a1bad: name /), refs: { users: ['a1bad'] } }]);
+  // Blank email, username and sis_id are missing values; a numeric grade is read as its string.
+  expect((all('users') as User[]).find((u) => u.sourcedId === 'a1good')).toEqual({
+    sourcedId: 'a1good', role: 'student', givenName: 'Ok', familyName: 'Fine', email: null, username: null, sisId: null,
+    grades: ['3'], orgSourcedIds: ['s1'], enabled: true, status: 'active',
+  });
 });

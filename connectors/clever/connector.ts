@@ -1,20 +1,26 @@
 import type { z } from 'zod';
 import type { Logger } from '../../src/logger.js';
 import type { CleverSettings } from '../../src/districts/settings.js';
+import type { QuarantinedRecord, RecordKinds } from '../../src/domain/model.js';
 import { ProviderHttpClient } from '../http/client.js';
-import { pagesAhead } from '../http/pages.js';
+import { pagesAhead, rawId } from '../http/pages.js';
 import type { Connector, FetchOptions, SnapshotBatch } from '../types.js';
-import { mapCourse, mapSchool, mapSection, mapTerm, mapUser } from './map.js';
-import { CleverCourse, CleverSchool, CleverSection, CleverTerm, CleverUser, cleverPage } from './wire.js';
+import { CLEVER_ROLES, mapCourse, mapSchool, mapSection, mapTerm, mapUser, type CleverRole } from './map.js';
+import { readCleverRecords } from './records.js';
+import { CleverCourse, CleverSchool, CleverSection, CleverTerm, CleverUser, cleverPageEnvelope } from './wire.js';
 
 const API = '/v3.0';
-type PageShape = { data: { data: unknown }[]; links: { rel: string; uri: string }[] };
 /** Clever answers 413 above this. */
 const MAX_LIMIT = 10000;
 
 /**
  * Clever Data API v3.0 with a district token. Clever offers no full-roster
  * delta feed we rely on here, so every fetch is a complete snapshot.
+ *
+ * Users are listed once per role (`/users?role=teacher|student|district_admin`,
+ * https://dev.clever.com/docs/users): a person with several roles comes once
+ * under each, mapped with that role's schools. Staff (school admins, aides,
+ * counselors) are not rostered.
  */
 export class CleverConnector implements Connector {
   readonly provider = 'clever';
@@ -38,35 +44,59 @@ export class CleverConnector implements Connector {
     const limit = Math.min(this.settings.pageSize ?? 1000, MAX_LIMIT);
     let pages = 0;
     let records = 0;
-    const pagesOf = <T extends z.ZodType>(resource: string, query: string, schema: T) =>
-      this.paginate(http, `${API}/${resource}?${query ? `${query}&` : ''}limit=${limit}`, schema, (n) => {
+    const pagesOf = (resource: string, query: string) =>
+      this.paginate(http, `${API}/${resource}?${query ? `${query}&` : ''}limit=${limit}`, (n) => {
         pages += 1;
         records += n;
         options.onPage?.({ pages, records, resource });
-      });
+      }, limit);
 
-    for await (const page of pagesOf('schools', '', CleverSchool)) yield { kind: 'orgs', records: page.map(mapSchool) };
-    for await (const page of pagesOf('terms', '', CleverTerm)) yield { kind: 'academicSessions', records: page.map(mapTerm) };
-    for await (const page of pagesOf('courses', '', CleverCourse)) yield { kind: 'courses', records: page.map(mapCourse) };
-    for await (const page of pagesOf('sections', '', CleverSection)) {
-      const mapped = page.map(mapSection);
-      yield { kind: 'classes', records: mapped.map((m) => m.cls) };
-      yield { kind: 'enrollments', records: mapped.flatMap((m) => m.enrollments) };
+    for await (const page of pagesOf('schools', '')) {
+      const r = readCleverRecords('schools', 'orgs', CleverSchool, page);
+      yield* batches('orgs', r.ok.map(mapSchool), r.quarantined);
     }
-    for (const role of ['teacher', 'student'] as const) {
-      for await (const page of pagesOf('users', `role=${role}`, CleverUser)) yield { kind: 'users', records: page.map((u) => mapUser(u, role)) };
+    for await (const page of pagesOf('terms', '')) {
+      const r = readCleverRecords('terms', 'academicSessions', CleverTerm, page);
+      yield* batches('academicSessions', r.ok.map(mapTerm), r.quarantined);
+    }
+    for await (const page of pagesOf('courses', '')) {
+      const r = readCleverRecords('courses', 'courses', CleverCourse, page);
+      yield* batches('courses', r.ok.map(mapCourse), r.quarantined);
+    }
+    for await (const page of pagesOf('sections', '')) {
+      const r = readCleverRecords('sections', 'classes', CleverSection, page);
+      const mapped = r.ok.map(mapSection);
+      yield* batches('classes', mapped.map((m) => m.cls), r.quarantined);
+      yield* batches('enrollments', mapped.flatMap((m) => m.enrollments), []);
+    }
+    for (const role of Object.keys(CLEVER_ROLES) as CleverRole[]) {
+      for await (const page of pagesOf('users', `role=${role}`)) {
+        const r = readCleverRecords(`users?role=${role}`, 'users', CleverUser, page);
+        const users = [];
+        for (const u of r.ok) {
+          const mapped = mapUser(u, role);
+          if (mapped) users.push(mapped);
+          else r.quarantined.push({ kind: 'users', sourcedId: u.id, reason: `users record ${u.id}: listed under role=${role} but has no roles.${role}`, refs: { users: [u.id] } });
+        }
+        yield* batches('users', users, r.quarantined);
+      }
     }
   }
 
   /** Follows rel=next links (range pagination with starting_after) until none is left. */
-  private paginate<T extends z.ZodType>(http: ProviderHttpClient, first: string, schema: T, onPage: (n: number) => void): AsyncIterable<z.infer<T>[]> {
-    const pageSchema = cleverPage(schema);
+  private paginate(http: ProviderHttpClient, first: string, onPage: (n: number) => void, limit: number): AsyncIterable<unknown[]> {
     return pagesAhead(first, async (url) => {
-      // Generic zod inference does not survive the envelope; the schema has checked the shape.
-      const { body } = (await http.getJson(url, pageSchema)) as unknown as { body: PageShape };
-      const items = body.data.map((d) => d.data as z.infer<T>);
+      const { body } = await http.getJson(url, cleverPageEnvelope);
+      const envelope = body as z.infer<typeof cleverPageEnvelope>;
+      const items = envelope.data.map((d) => d.data);
       onPage(items.length);
-      return { items, next: body.links.find((l) => l.rel === 'next')?.uri };
-    }, 'Clever');
+      return { items, next: envelope.links.find((l) => l.rel === 'next')?.uri };
+    }, 'Clever', { limit, idOf: rawId('id') });
   }
+}
+
+/** A page's records and what of it could not be read. */
+function* batches<K extends keyof RecordKinds>(kind: K, records: RecordKinds[K][], quarantined: QuarantinedRecord[]): Iterable<SnapshotBatch> {
+  if (records.length) yield { kind, records } as SnapshotBatch;
+  if (quarantined.length) yield { kind: 'quarantine', records: quarantined };
 }

@@ -1,9 +1,20 @@
 import { z } from 'zod';
 
-// Clever Data API v3.0 records, as documented: fields Clever marks as guaranteed
-// are required here, the rest optional/nullable. Unknown fields are ignored.
-const Id = z.string().min(1);
-const OptStr = z.string().nullish();
+// Clever Data API v3.0 records (https://dev.clever.com/docs/schools, /docs/terms,
+// /docs/courses, /docs/sections, /docs/users), read one by one: the page's
+// envelope is checked first, then each record, so one unreadable record is
+// quarantined instead of failing the page. Fields Clever marks as guaranteed are
+// required, the rest optional; an empty string is a missing value (districts'
+// SIS exports leave fields blank rather than absent). Unknown fields are ignored.
+
+const blankToNull = (v: unknown) => (typeof v === 'string' && v.trim() === '' ? null : v);
+const Id = z.string().trim().min(1, 'is empty');
+const OptStr = z.preprocess(blankToNull, z.string().nullish());
+/** Clever grades are strings ("Kindergarten", "1" … "13", "PostGraduate"); some exports send numbers. */
+const Grade = z.preprocess((v) => (typeof v === 'number' ? String(v) : blankToNull(v)), z.string().nullish());
+/** A list of ids; null is an empty list. */
+const IdList = z.preprocess((v) => (v === null || v === undefined ? [] : v), z.array(Id));
+const NullableIdList = z.preprocess((v) => (v === null ? undefined : v), z.array(Id).optional());
 
 export const CleverSchool = z.object({
   id: Id,
@@ -11,14 +22,15 @@ export const CleverSchool = z.object({
   name: z.string(),
   sis_id: OptStr,
   school_number: OptStr,
-  low_grade: OptStr,
-  high_grade: OptStr,
+  low_grade: Grade,
+  high_grade: Grade,
 });
 
 export const CleverTerm = z.object({
   id: Id,
   district: Id,
   name: OptStr,
+  // Documented as dates; some districts' terms arrive as date-times.
   start_date: OptStr,
   end_date: OptStr,
 });
@@ -39,29 +51,38 @@ export const CleverSection = z.object({
   section_number: OptStr,
   course: OptStr,
   term_id: OptStr,
-  grade: OptStr,
+  grade: Grade,
   subject: OptStr,
   period: OptStr,
   teacher: OptStr,
-  teachers: z.array(Id).default([]),
-  students: z.array(Id).default([]),
+  teachers: IdList,
+  students: IdList,
 });
+
+const Credentials = z.object({ district_username: OptStr }).nullish();
 
 const StudentRole = z.object({
   school: OptStr,
-  schools: z.array(Id).nullish(),
-  grade: OptStr,
+  schools: NullableIdList,
+  grade: Grade,
   sis_id: OptStr,
   student_number: OptStr,
-  credentials: z.object({ district_username: OptStr }).nullish(),
+  credentials: Credentials,
 });
 
-const StaffRole = z.object({
+const TeacherRole = z.object({
   school: OptStr,
-  schools: z.array(Id).nullish(),
+  schools: NullableIdList,
   sis_id: OptStr,
-  credentials: z.object({ district_username: OptStr }).nullish(),
+  teacher_number: OptStr,
+  credentials: Credentials,
 });
+
+/** https://dev.clever.com/docs/users "Schema: Users (District Admin)": no schools; the district is its scope. */
+const DistrictAdminRole = z.object({
+  sis_id: OptStr,
+  credentials: Credentials,
+}).passthrough();
 
 export const CleverUser = z.object({
   id: Id,
@@ -70,17 +91,17 @@ export const CleverUser = z.object({
   name: z.object({ first: OptStr, middle: OptStr, last: OptStr }),
   roles: z.object({
     student: StudentRole.nullish(),
-    teacher: StaffRole.nullish(),
-    staff: StaffRole.nullish(),
-    district_admin: z.object({}).passthrough().nullish(),
+    teacher: TeacherRole.nullish(),
+    staff: z.object({}).passthrough().nullish(),
+    district_admin: DistrictAdminRole.nullish(),
   }),
 });
 
-export const cleverPage = <T extends z.ZodType>(record: T) =>
-  z.object({
-    data: z.array(z.object({ data: record, uri: z.string().optional() })),
-    links: z.array(z.object({ rel: z.string(), uri: z.string() })).default([]),
-  });
+/** The page's envelope only: records are read one by one. */
+export const cleverPageEnvelope = z.object({
+  data: z.array(z.object({ data: z.unknown(), uri: z.string().optional() })),
+  links: z.array(z.object({ rel: z.string(), uri: z.string() })).nullish().transform((l) => l ?? []),
+});
 
 export type CleverSchool = z.infer<typeof CleverSchool>;
 export type CleverTerm = z.infer<typeof CleverTerm>;

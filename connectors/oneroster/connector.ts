@@ -1,26 +1,16 @@
-import { z } from 'zod';
 import type { Logger } from '../../src/logger.js';
 import type { JsonResponse } from '../http/client.js';
 import type { ClassLinkSettings } from '../../src/districts/settings.js';
-import type { RecordKind } from '../../src/domain/model.js';
+import type { QuarantinedRecord, RecordKinds } from '../../src/domain/model.js';
 import { ProviderHttpClient } from '../http/client.js';
-import { pagesAhead } from '../http/pages.js';
+import { pagesAhead, rawId } from '../http/pages.js';
 import type { Connector, FetchOptions, SnapshotBatch } from '../types.js';
-import { mapClass, mapCourse, mapEnrollment, mapOrg, mapSession, mapUser } from './map.js';
+import { mapClass, mapCourse, mapEnrollment, mapOrg, mapSession, mapUser, OrgTree } from './map.js';
 import { ClientCredentialsToken, oauth1Header } from './oauth.js';
-import { RESOURCES, type Resource } from './wire.js';
+import { OrOrg, pageEnvelope, readRecords, RESOURCES, type Resource } from './wire.js';
 
 const DEFAULT_LIMIT = 1000;
 const DEFAULT_FULL_EVERY_HOURS = 24;
-
-const MAPPERS: { [R in Resource]: { kind: RecordKind; map: (r: never) => unknown } } = {
-  orgs: { kind: 'orgs', map: mapOrg },
-  academicSessions: { kind: 'academicSessions', map: mapSession },
-  courses: { kind: 'courses', map: mapCourse },
-  classes: { kind: 'classes', map: mapClass },
-  users: { kind: 'users', map: mapUser },
-  enrollments: { kind: 'enrollments', map: mapEnrollment },
-};
 
 /** Next page from an RFC 8288 Link header, if the server sent one. */
 function nextLink(header: string | undefined): string | undefined {
@@ -74,23 +64,46 @@ export class OneRosterConnector implements Connector {
       signal: options.signal,
     });
     const filter = !options.full && options.since ? `dateLastModified>'${options.since.toISOString()}'` : undefined;
+    const asOf = new Date().toISOString().slice(0, 10);
     let pages = 0;
     let records = 0;
-    for (const resource of Object.keys(RESOURCES) as Resource[]) {
-      const { kind, map } = MAPPERS[resource];
-      for await (const page of this.paginate(http, resource, filter)) {
-        pages += 1;
-        records += page.length;
-        options.onPage?.({ pages, records, resource });
-        const mapped = page.map((r) => map(r as never)).filter((r) => r !== null);
-        if (mapped.length) yield { kind, records: mapped } as SnapshotBatch;
+    const pagesOf = (resource: Resource, pageFilter: string | undefined) => {
+      const source = this.paginate(http, resource, pageFilter);
+      return (async function* counted() {
+        for await (const page of source) {
+          pages += 1;
+          records += page.length;
+          options.onPage?.({ pages, records, resource });
+          yield page;
+        }
+      })();
+    };
+
+    // Orgs come whole even in a delta (a district has few): classes and users
+    // name departments that must roll up to their school.
+    const orgTree = new OrgTree();
+    for await (const page of pagesOf('orgs', undefined)) {
+      const { ok, quarantined } = readRecords('orgs', OrOrg, page);
+      for (const o of ok) orgTree.add(o);
+      yield* batches('orgs', ok.map(mapOrg), quarantined);
+    }
+    for (const resource of ['academicSessions', 'courses', 'classes', 'users', 'enrollments'] as const) {
+      for await (const page of pagesOf(resource, filter)) {
+        switch (resource) {
+          case 'academicSessions': { const r = readRecords(resource, RESOURCES[resource], page); yield* batches(resource, r.ok.map(mapSession), r.quarantined); break; }
+          case 'courses': { const r = readRecords(resource, RESOURCES[resource], page); yield* batches(resource, r.ok.map(mapCourse), r.quarantined); break; }
+          case 'classes': { const r = readRecords(resource, RESOURCES[resource], page); yield* batches(resource, r.ok.map((c) => mapClass(c, orgTree)), r.quarantined); break; }
+          case 'users': { const r = readRecords(resource, RESOURCES[resource], page); yield* batches(resource, r.ok.map((u) => mapUser(u, asOf, orgTree)), r.quarantined); break; }
+          case 'enrollments': { const r = readRecords(resource, RESOURCES[resource], page); yield* batches(resource, r.ok.map(mapEnrollment), r.quarantined); break; }
+        }
       }
     }
   }
 
   private paginate(http: ProviderHttpClient, resource: Resource, filter: string | undefined): AsyncIterable<unknown[]> {
     const limit = this.settings.pageSize ?? DEFAULT_LIMIT;
-    const pageSchema = z.object({ [resource]: z.array(RESOURCES[resource]) });
+    // Only the envelope is checked here: records are read one by one (readRecords).
+    const pageSchema = pageEnvelope(resource);
     const query = (offset: number) => {
       const q = new URLSearchParams({ limit: String(limit), offset: String(offset), sort: 'sourcedId' });
       if (filter) q.set('filter', filter);
@@ -110,6 +123,13 @@ export class OneRosterConnector implements Connector {
       else if (total !== undefined && Number.isFinite(total)) next = offset < total ? query(offset) : undefined;
       else next = items.length < limit ? undefined : query(offset);
       return { items, next };
-    }, `ClassLink ${resource}`);
+    }, `ClassLink ${resource}`, { limit, idOf: rawId('sourcedId') });
   }
+}
+
+/** A page's records (people the platform does not roster left out) and what could not be read. */
+function* batches<K extends keyof RecordKinds>(kind: K, mapped: (RecordKinds[K] | null)[], quarantined: QuarantinedRecord[]): Iterable<SnapshotBatch> {
+  const records = mapped.filter((r): r is RecordKinds[K] => r !== null);
+  if (records.length) yield { kind, records } as SnapshotBatch;
+  if (quarantined.length) yield { kind: 'quarantine', records: quarantined };
 }

@@ -1,45 +1,9 @@
-import { createHmac, randomBytes } from 'node:crypto';
 import axios from 'axios';
 import { z } from 'zod';
 import { ProviderError } from '../http/errors.js';
 
-/** RFC 3986 percent-encoding, as OAuth 1.0a (RFC 5849 §3.6) requires. */
-export const oauthEncode = (s: string) => encodeURIComponent(s).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
-
-/**
- * The HMAC-SHA256 signature of a request (RFC 5849 §3.4, with SHA-256 as
- * OneRoster 1.1 requires): method, base URL and every query and oauth_*
- * parameter, sorted. Shared by the client and the fake server that checks it.
- */
-export function oauth1Signature(method: string, url: string, oauthParams: Record<string, string>, consumerSecret: string): string {
-  const u = new URL(url);
-  const params: [string, string][] = [...u.searchParams.entries(), ...Object.entries(oauthParams).filter(([k]) => k !== 'oauth_signature')];
-  const normalized = params.map(([k, v]) => [oauthEncode(k), oauthEncode(v)] as const)
-    .sort(([ak, av], [bk, bv]) => (ak < bk ? -1 : ak > bk ? 1 : av < bv ? -1 : av > bv ? 1 : 0))
-    .map(([k, v]) => `${k}=${v}`).join('&');
-  const base = [method.toUpperCase(), oauthEncode(`${u.protocol}//${u.host}${u.pathname}`), oauthEncode(normalized)].join('&');
-  return createHmac('sha256', `${oauthEncode(consumerSecret)}&`).update(base).digest('base64');
-}
-
-export function oauth1Header(method: string, url: string, consumerKey: string, consumerSecret: string): string {
-  const params: Record<string, string> = {
-    oauth_consumer_key: consumerKey,
-    oauth_nonce: randomBytes(16).toString('hex'),
-    oauth_signature_method: 'HMAC-SHA256',
-    oauth_timestamp: String(Math.floor(Date.now() / 1000)),
-    oauth_version: '1.0',
-  };
-  params.oauth_signature = oauth1Signature(method, url, params, consumerSecret);
-  return `OAuth ${Object.entries(params).map(([k, v]) => `${k}="${oauthEncode(v)}"`).join(', ')}`;
-}
-
-/** Parses an `Authorization: OAuth …` header into its parameters. */
-export function parseOAuthHeader(header: string | undefined): Record<string, string> | null {
-  if (!header?.startsWith('OAuth ')) return null;
-  const out: Record<string, string> = {};
-  for (const m of header.slice(6).matchAll(/([a-z_]+)="([^"]*)"/g)) out[m[1]!] = decodeURIComponent(m[2]!);
-  return out;
-}
+// OAuth 1.0a signing lives in connectors/http/oauth1.ts (shared with Schoology).
+export { oauth1Header, oauth1Signature, oauthEncode, parseOAuthHeader } from '../http/oauth1.js';
 
 const TokenResponse = z.object({ access_token: z.string().min(1), expires_in: z.coerce.number().positive().optional(), token_type: z.string().optional() });
 
@@ -53,11 +17,14 @@ export const ONEROSTER_SCOPE = 'https://purl.imsglobal.org/spec/or/v1p2/scope/ro
 export class ClientCredentialsToken {
   private current?: { token: string; renewAt: number };
   private pending?: Promise<string>;
+  /** The token endpoint refused our client: asking again this run would only be refused again (and may lock the client out). */
+  private refused?: ProviderError;
   issued = 0;
 
   constructor(private readonly opts: { tokenUrl: string; clientId: string; clientSecret: string; timeoutMs: number }) {}
 
   async get(): Promise<string> {
+    if (this.refused) throw this.refused;
     if (this.current && Date.now() < this.current.renewAt) return this.current.token;
     this.pending ??= this.fetch().finally(() => { this.pending = undefined; });
     return this.pending;
@@ -73,8 +40,10 @@ export class ClientCredentialsToken {
     }).catch((err: Error) => {
       throw new ProviderError(`ClassLink: token endpoint ${tokenUrl} unreachable: ${err.message}`, 'network');
     });
-    if (response.status === 400 || response.status === 401 || response.status === 403) {
-      throw new ProviderError(`ClassLink's token endpoint refused the client credentials (HTTP ${response.status}): check --client-id, --client-secret and --token-url`, 'auth', response.status);
+    if (refusesClient(response.status)) {
+      // RFC 6749 §5.2: invalid_client is 401 (or 400); remembered for this token's life, which is one run.
+      this.refused = new ProviderError(`ClassLink's token endpoint refused the client credentials (HTTP ${response.status}): check --client-id, --client-secret and --token-url`, 'auth', response.status);
+      throw this.refused;
     }
     if (response.status >= 500 || response.status === 429) throw new ProviderError(`ClassLink's token endpoint failed with HTTP ${response.status}`, 'server', response.status);
     const parsed = TokenResponse.safeParse(response.data);
@@ -85,4 +54,14 @@ export class ClientCredentialsToken {
     this.issued += 1;
     return parsed.data.access_token;
   }
+}
+
+/**
+ * Whether the token endpoint refused who we are, not a passing fault: 401/403,
+ * or 400, which RFC 6749 §5.2 uses for every client-credentials error
+ * (invalid_request, invalid_client, invalid_grant, unauthorized_client,
+ * unsupported_grant_type, invalid_scope): none of them heals within a run.
+ */
+function refusesClient(status: number): boolean {
+  return status === 400 || status === 401 || status === 403;
 }
