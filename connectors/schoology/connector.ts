@@ -1,0 +1,241 @@
+import { z } from 'zod';
+import type { Logger } from '../../src/logger.js';
+import type { SchoologySettings } from '../../src/districts/settings.js';
+import type { QuarantinedRecord, RecordKind, Role } from '../../src/domain/model.js';
+import { ProviderHttpClient } from '../http/client.js';
+import { oauth1Header } from '../http/oauth1.js';
+import { pagesAhead } from '../http/pages.js';
+import type { Connector, FetchOptions, SnapshotBatch } from '../types.js';
+import { classifySchoologyResponse, SCHOOLOGY_AUTH_HINT } from './errors.js';
+import { mapBuilding, mapCourse, mapEnrollment, mapGradingPeriod, mapInactiveUser, mapSchoolAsOrg, mapSection, mapUser, roleOf } from './map.js';
+import {
+  SgyBuilding, SgyCourse, SgyEnrollment, SgyGradingPeriod, SgyInactiveUser, SgyRole, SgySchool, SgySection, SgyUser, sgyPage,
+} from './wire.js';
+
+/**
+ * Schoology caps `limit` at 200 (DESIGN; larger values are cut to 200). The
+ * connector asks for the most it may, so a district costs as few requests as
+ * the API allows.
+ */
+export const SCHOOLOGY_MAX_LIMIT = 200;
+
+/** One record of a page: read against its schema, or not (then quarantined, never fatal). */
+type Unread = { ok: false; id: string | null; reason: string; raw: unknown };
+type Read<T> = { ok: true; value: T } | Unread;
+
+const idOfRaw = (raw: unknown): string | null => {
+  if (raw && typeof raw === 'object') {
+    const r = raw as Record<string, unknown>;
+    const id = r.id ?? r.uid;
+    if (typeof id === 'string' || typeof id === 'number') return String(id);
+  }
+  return null;
+};
+
+/**
+ * The docs' examples print links as `http://…` although the API is served
+ * over https: a next link on the API's own host is taken at the base URL's
+ * origin, the only one the district's credentials go to. A link to another
+ * host is left as it is, and ProviderHttpClient refuses to follow it.
+ */
+function sameHost(link: string | undefined, base: string): string | undefined {
+  if (!link || !/^https?:\/\//i.test(link)) return link;
+  const target = new URL(link);
+  const origin = new URL(base);
+  if (target.hostname !== origin.hostname || target.origin === origin.origin) return link;
+  return `${origin.origin}${target.pathname}${target.search}`;
+}
+
+/**
+ * Schoology REST API v1 with two-legged OAuth 1.0a (realm "Schoology API",
+ * empty oauth_token, HMAC-SHA1 or PLAINTEXT:
+ * https://developers.schoology.com/api-documentation/authentication). Every
+ * request, retry and 303 hop is signed afresh by ProviderHttpClient calling
+ * `authorize` each time: Schoology refuses a reused timestamp/nonce with 401
+ * "Duplicate timestamp/nonce combination, possible replay attack", and its
+ * docs warn that users/me and users/ext/… answer 303.
+ *
+ * Walk: /roles; /schools and each school's /buildings; /gradingperiods;
+ * /courses, each course's current /sections (past grading periods are left
+ * out unless include_past=1) and each section's /enrollments; /users; then
+ * /users/inactive. Lists page with start/limit and `links.next`. Schoology
+ * has no change feed we can trust, so every fetch is a complete snapshot.
+ */
+export class SchoologyConnector implements Connector {
+  readonly provider = 'schoology';
+  readonly supportsDelta = false;
+  readonly fullSnapshotEveryMs = 0;
+  /** Requests of the last fetch (sent includes retries and redirect hops), for the bench and logs. */
+  lastRequests = { sent: 0, retried: 0 };
+
+  constructor(private readonly settings: SchoologySettings, private readonly logger: Logger) {}
+
+  async *fetch(options: FetchOptions): AsyncIterable<SnapshotBatch> {
+    const { consumerKey, consumerSecret } = this.settings.credentials;
+    const signatureMethod = this.settings.signatureMethod ?? 'HMAC-SHA1';
+    const http = new ProviderHttpClient({
+      providerName: 'Schoology',
+      baseUrl: this.settings.baseUrl,
+      authorize: ({ method, url }) => ({ Authorization: oauth1Header(method, url, consumerKey, consumerSecret, { signatureMethod, realm: 'Schoology API', token: '' }) }),
+      authHint: SCHOOLOGY_AUTH_HINT,
+      classifyResponse: classifySchoologyResponse,
+      logger: this.logger,
+      timeoutMs: this.settings.timeoutMs,
+      retries: this.settings.retries,
+      minRetryDelayMs: this.settings.minRetryDelayMs,
+      signal: options.signal,
+    });
+    this.lastRequests = http.requests;
+    const limit = Math.min(this.settings.pageSize ?? SCHOOLOGY_MAX_LIMIT, SCHOOLOGY_MAX_LIMIT);
+    const today = new Date().toISOString().slice(0, 10);
+    let pages = 0;
+    let records = 0;
+    const walk = <T>(path: string, key: string, schema: z.ZodType<T>, resource: string) =>
+      this.paginate(http, path, key, schema, limit, (n) => {
+        pages += 1;
+        records += n;
+        options.onPage?.({ pages, records, resource });
+      });
+    const quarantine = (kind: RecordKind, bad: Read<unknown>[], refs?: (f: Unread) => QuarantinedRecord['refs']): SnapshotBatch =>
+      ({ kind: 'quarantine', records: bad.map((b) => { const f = b as Unread; const r = refs?.(f); return { kind, sourcedId: f.id, reason: f.reason, ...(r ? { refs: r } : {}) }; }) });
+    const split = <T>(page: Read<T>[]) => ({ good: page.flatMap((r) => (r.ok ? [r.value] : [])), bad: page.filter((r) => !r.ok) });
+
+    // Roles first: a user's role_id means nothing without them.
+    const roles = await this.roles(http);
+
+    for await (const page of walk('/schools', 'school', SgySchool, 'schools')) {
+      const { good, bad } = split(page);
+      if (bad.length) yield quarantine('orgs', bad);
+      for (const school of good) {
+        let buildings = 0;
+        for await (const bpage of walk(`/schools/${encodeURIComponent(school.id)}/buildings`, 'building', SgyBuilding, 'buildings')) {
+          const b = split(bpage);
+          buildings += bpage.length;
+          if (b.bad.length) yield quarantine('orgs', b.bad);
+          if (b.good.length) yield { kind: 'orgs', records: b.good.map(mapBuilding) };
+        }
+        // DESIGN: school = building id; a school without buildings is its own campus.
+        if (buildings === 0) yield { kind: 'orgs', records: [mapSchoolAsOrg(school)] };
+      }
+    }
+
+    const periodEnds = new Map<string, string>();
+    for await (const page of walk('/gradingperiods', 'gradingperiods', SgyGradingPeriod, 'gradingperiods')) {
+      const { good, bad } = split(page);
+      if (bad.length) yield quarantine('academicSessions', bad);
+      for (const g of good) periodEnds.set(g.id, g.end.slice(0, 10));
+      if (good.length) yield { kind: 'academicSessions', records: good.map(mapGradingPeriod) };
+    }
+    /** A section is current while one of its grading periods has not ended (DESIGN); unknown periods count as current. */
+    const isCurrent = (s: SgySection) => s.grading_periods.length === 0 || s.grading_periods.some((id) => { const end = periodEnds.get(id); return end === undefined || end >= today; });
+
+    for await (const page of walk('/courses', 'course', SgyCourse, 'courses')) {
+      const { good, bad } = split(page);
+      for (const f of bad as Unread[]) {
+        // An unreadable course must not retire its sections: they are named so they stay exactly as they were.
+        const classes: string[] = [];
+        if (f.id) {
+          for await (const spage of walk(`/courses/${encodeURIComponent(f.id)}/sections`, 'section', SgySection, 'sections')) {
+            for (const r of spage) { const id = r.ok ? r.value.id : r.id; if (id) classes.push(id); }
+          }
+        }
+        yield { kind: 'quarantine', records: [{ kind: 'courses', sourcedId: f.id, reason: f.reason, ...(classes.length ? { refs: { classes } } : {}) }] };
+      }
+      if (good.length) yield { kind: 'courses', records: good.map(mapCourse) };
+      for (const course of good) {
+        for await (const spage of walk(`/courses/${encodeURIComponent(course.id)}/sections`, 'section', SgySection, 'sections')) {
+          const s = split(spage);
+          if (s.bad.length) yield quarantine('classes', s.bad, (f) => (f.id ? { classes: [f.id] } : undefined));
+          // Past sections are already left out by the API; this also drops one whose periods ended since they were listed.
+          const current = s.good.filter(isCurrent);
+          if (current.length) yield { kind: 'classes', records: current.map((sec) => mapSection(sec, course)) };
+          for (const section of current) {
+            for await (const epage of walk(`/sections/${encodeURIComponent(section.id)}/enrollments`, 'enrollment', SgyEnrollment, 'enrollments')) {
+              const e = split(epage);
+              if (e.bad.length) {
+                // The whole class is left as it was, and the member too when the uid can be read.
+                yield quarantine('enrollments', e.bad, (f) => {
+                  const uid = (f.raw as { uid?: unknown } | null)?.uid;
+                  return { classes: [section.id], ...(typeof uid === 'string' || typeof uid === 'number' ? { users: [String(uid)] } : {}) };
+                });
+              }
+              const mapped = e.good.map((en) => mapEnrollment(en, section.id)).filter((en) => en !== null);
+              if (mapped.length) yield { kind: 'enrollments', records: mapped };
+            }
+          }
+        }
+      }
+    }
+
+    let rostered = 0;
+    for await (const page of walk('/users', 'user', SgyUser, 'users')) {
+      const { good, bad } = split(page);
+      const unreadable: QuarantinedRecord[] = bad.map((b) => { const f = b as Unread; return { kind: 'users', sourcedId: f.id, reason: f.reason, ...(f.id ? { refs: { users: [f.id] } } : {}) }; });
+      const users = [];
+      for (const u of good) {
+        if (!roles.has(u.role_id)) {
+          unreadable.push({ kind: 'users', sourcedId: u.uid, reason: `role_id ${u.role_id} is not among the school's /roles`, refs: { users: [u.uid] } });
+          continue;
+        }
+        const role = roles.get(u.role_id);
+        if (role) users.push(mapUser(u, role));
+      }
+      rostered += users.length;
+      if (unreadable.length) yield { kind: 'quarantine', records: unreadable };
+      if (users.length) yield { kind: 'users', records: users };
+    }
+
+    // An account whose /users is empty is a broken key or an empty school, not a
+    // district everyone left: without the inactive list the snapshot stays
+    // empty, and the empty-snapshot guard holds the run.
+    if (rostered === 0) {
+      this.logger.warn({ provider: 'schoology' }, 'Schoology /users listed nobody on the roster; not reading /users/inactive');
+      return;
+    }
+    for await (const page of walk('/users/inactive', 'user', SgyInactiveUser, 'users')) {
+      const { good, bad } = split(page);
+      if (bad.length) yield quarantine('users', bad, (f) => (f.id ? { users: [f.id] } : undefined));
+      if (good.length) yield { kind: 'users', records: good.map(mapInactiveUser) };
+    }
+  }
+
+  /** `/roles` lists organization roles under `role` and school override roles under `building_role`. */
+  private async roles(http: ProviderHttpClient): Promise<Map<string, Role | null>> {
+    const schema = z.object({ role: z.array(z.unknown()).nullish(), building_role: z.array(z.unknown()).nullish() }).passthrough();
+    const { body } = await http.getJson('/roles', schema);
+    const roles = new Map<string, Role | null>();
+    for (const raw of [...(body.role ?? []), ...(body.building_role ?? [])]) {
+      const parsed = SgyRole.safeParse(raw);
+      if (parsed.success) roles.set(parsed.data.id, roleOf(parsed.data));
+      else this.logger.warn({ provider: 'schoology', role: idOfRaw(raw) }, 'unreadable Schoology role; its users are quarantined');
+    }
+    return roles;
+  }
+
+  /**
+   * Pages one Schoology list: `start`/`limit`, following `links.next`. When a
+   * page has no next link but `total` (a string) says more remain, the next
+   * start is computed: a server that drops the link must not cut the roster.
+   */
+  private paginate<T>(http: ProviderHttpClient, path: string, key: string, schema: z.ZodType<T>, limit: number, onPage: (n: number) => void): AsyncIterable<Read<T>[]> {
+    const envelope = sgyPage(key);
+    const first = `${path}?start=0&limit=${limit}`;
+    return pagesAhead<Read<T>>(first, async (url) => {
+      const { body } = await http.getJson(url, envelope);
+      const rawItems = (body[key] as unknown[] | null | undefined) ?? [];
+      const items = rawItems.map((raw): Read<T> => {
+        const parsed = schema.safeParse(raw);
+        if (parsed.success) return { ok: true, value: parsed.data };
+        const issue = parsed.error.issues[0];
+        return { ok: false, id: idOfRaw(raw), raw, reason: `not a valid Schoology ${key}: ${issue ? `${issue.path.join('.') || '(record)'}: ${issue.message}` : 'unreadable'}` };
+      });
+      onPage(items.length);
+      const start = Number(new URL(http.resolve(url)).searchParams.get('start') ?? 0);
+      let next = sameHost(body.links?.next || undefined, http.resolve('/'));
+      if (!next && body.total !== undefined && items.length > 0 && start + items.length < body.total) {
+        next = `${path}?start=${start + items.length}&limit=${limit}`;
+      }
+      return { items, next };
+    }, `Schoology ${path}`, { limit, idOf: (r) => (r.ok ? JSON.stringify(r.value).slice(0, 120) : r.id ?? '') });
+  }
+}
