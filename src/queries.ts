@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import type { Db } from '../db/connection.js';
 import type { UserStatus } from '../db/schema.js';
-import { getDistrict } from './districts/repository.js';
+import { requireDistrict } from './districts/repository.js';
 
 export interface UserView {
   id: string;
@@ -12,6 +12,8 @@ export interface UserView {
   familyName: string;
   email: string | null;
   username: string | null;
+  /** The district SIS's id (null when the provider has none). */
+  sisId: string | null;
   grades: string[];
   /** Active class memberships, as class sourcedIds. */
   classes: string[];
@@ -22,10 +24,10 @@ export interface UserView {
 }
 
 export async function listUsers(db: Db, districtId: string, filter: { status?: UserStatus } = {}): Promise<UserView[]> {
-  await getDistrict(db, districtId);
+  await requireDistrict(db, districtId);
   const rows = await sql<UserView>`
     SELECT u.id, u.sourced_id AS "sourcedId", u.role, u.status, u.given_name AS "givenName", u.family_name AS "familyName",
-      u.email, u.username, u.grades,
+      u.email, u.username, u.sis_id AS "sisId", u.grades,
       COALESCE((SELECT array_agg(c.sourced_id ORDER BY c.sourced_id) FROM enrollments e JOIN classes c ON c.id = e.class_id
                 WHERE e.user_id = u.id AND e.ended_at IS NULL), '{}') AS classes,
       COALESCE((SELECT array_agg(p.product ORDER BY p.product) FROM seat_assignments s JOIN license_pools p ON p.id = s.pool_id
@@ -59,6 +61,6 @@ export async function poolUsage(db: Db, districtId?: string): Promise<LicenseVie
 }
 
 export async function listLicenses(db: Db, districtId: string): Promise<LicenseView[]> {
-  await getDistrict(db, districtId);
+  await requireDistrict(db, districtId);
   return poolUsage(db, districtId);
 }
