@@ -1,4 +1,6 @@
 import { spawn } from 'node:child_process';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { FakeCleverServer } from '../fixtures/clever/server.js';
@@ -235,6 +237,28 @@ test('a provider that drips its answer byte by byte hits the total deadline and 
   const run = await syncNow(t.ctx, 'drip');
   expect(run.status).toBe('SUCCEEDED');
   expect(server.requestsTo('/v3.0/terms').length - asked).toBe(2);
+});
+
+test('a next link to another host is refused: the district token never leaves its base URL\'s origin', async () => {
+  await addCleverDistrict(t.ctx, 'origin', server);
+  t.startWorker();
+  expect((await syncNow(t.ctx, 'origin')).status).toBe('SUCCEEDED');
+  const before = await state('origin');
+  // Another host on this machine, recording what reaches it.
+  const seen: (string | undefined)[] = [];
+  const other = http.createServer((req, res) => { seen.push(req.headers.authorization); res.end('{"data":[],"links":[]}'); });
+  await new Promise<void>((resolve) => other.listen(0, '127.0.0.1', resolve));
+  const elsewhere = `http://127.0.0.1:${(other.address() as AddressInfo).port}`;
+  try {
+    server.faults.push({ path: '/v3.0/terms', times: 1, respond: () => ({ status: 200, body: { data: [], links: [{ rel: 'next', uri: `${elsewhere}/v3.0/terms?limit=25&starting_after=x` }] } }) });
+    const run = await syncNow(t.ctx, 'origin');
+    expect(run.status).toBe('FAILED');
+    expect(run.error).toContain(`refusing to send the district's credentials to ${elsewhere}`);
+    expect(seen).toEqual([]);
+    expect(await state('origin')).toEqual(before);
+  } finally {
+    await new Promise<void>((resolve) => other.close(() => resolve()));
+  }
 });
 
 test('with Redis down, sync fails fast with a clear message and records no run', async () => {
