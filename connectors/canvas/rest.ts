@@ -2,6 +2,7 @@ import type { z } from 'zod';
 import type { QuarantinedRecord, RecordKind } from '../../src/domain/model.js';
 import type { ProviderHttpClient } from '../http/client.js';
 import { PaginationError, pagesAhead } from '../http/pages.js';
+import { readRecords, readableId } from '../http/records.js';
 import { ArrayPage, type CanvasCourse, type CanvasEnrollment, type CanvasSection, type CanvasUser } from './wire.js';
 import {
   courseState, enrollmentKind, enrollmentState,
@@ -42,18 +43,10 @@ export function walk<S extends z.ZodType>(
     if (body.length > PER_PAGE * 2 + 10) {
       throw new PaginationError(`Canvas ${label}: a page held ${body.length} records where ${PER_PAGE} were asked for; refusing a page that large (provider fault)`);
     }
-    const ok: z.infer<S>[] = [];
-    const bad: QuarantinedRecord[] = [];
-    for (const raw of body) {
-      const r = record.safeParse(raw);
-      if (r.success) ok.push(r.data);
-      else {
-        const rec = (raw && typeof raw === 'object' ? raw : {}) as Record<string, unknown>;
-        const id = rec.id === undefined || rec.id === null ? null : String(rec.id).slice(0, 64);
-        const refs = quarantine.refs?.(rec);
-        bad.push({ kind: quarantine.kind, sourcedId: id, reason: `${label}: ${r.error.issues.slice(0, 2).map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`, ...(refs ? { refs } : {}) });
-      }
-    }
+    const { ok, quarantined: bad } = readRecords(body, record, (rec, why) => {
+      const refs = quarantine.refs?.(rec);
+      return { kind: quarantine.kind, sourcedId: readableId(rec.id), reason: `${label}: ${why}`, ...(refs ? { refs } : {}) };
+    });
     onPage(body.length);
     return { items: [{ ok, bad }], next: nextLink(headers.link, url) };
   }, `Canvas ${label}`, {

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { readRecords as readRecordsOneByOne, readableId } from '../http/records.js';
 import type { QuarantinedRecord, RecordKind } from '../../src/domain/model.js';
 
 // OneRoster 1.1 and 1.2 rostering records (REST/JSON binding), read the way
@@ -114,40 +115,21 @@ export type OrEnrollment = z.infer<typeof OrEnrollment>;
 
 const KIND: Record<Resource, RecordKind> = { orgs: 'orgs', academicSessions: 'academicSessions', courses: 'courses', classes: 'classes', users: 'users', enrollments: 'enrollments' };
 
-/** What of a record could still be read when the record as a whole could not. */
-function salvage(raw: unknown): { sourcedId: string | null; user: string | null; cls: string | null } {
-  const o = raw !== null && typeof raw === 'object' ? (raw as Record<string, unknown>) : {};
-  const str = (v: unknown) => (typeof v === 'string' && v.trim() !== '' ? v.trim().slice(0, 255) : null);
-  const ref = (v: unknown) => (v !== null && typeof v === 'object' ? str((v as Record<string, unknown>).sourcedId) : null);
-  return { sourcedId: str(o.sourcedId), user: ref(o.user), cls: ref(o.class) };
-}
-
-/** The first problems of a failed parse, naming the fields. */
-export function describeIssues(error: z.ZodError): string {
-  return error.issues.slice(0, 3).map((i) => `${i.path.join('.') || '(record)'} ${i.message}`).join('; ');
-}
-
 /**
- * Reads a page's records one by one: those that fit the schema, and a
- * quarantine entry (id, the users and classes it names, and why) for each
- * that does not, so one bad record never stops the district's run.
+ * Reads a page's OneRoster records one by one (connectors/http/records.ts); a
+ * bad enrollment freezes the user and class it names where those could be read.
  */
 export function readRecords<S extends z.ZodType>(resource: Resource, schema: S, raws: unknown[]): { ok: z.infer<S>[]; quarantined: QuarantinedRecord[] } {
-  const ok: z.infer<S>[] = [];
-  const quarantined: QuarantinedRecord[] = [];
-  for (const raw of raws) {
-    const parsed = schema.safeParse(raw);
-    if (parsed.success) {
-      ok.push(parsed.data);
-      continue;
-    }
-    const { sourcedId, user, cls } = salvage(raw);
-    const kind = KIND[resource];
+  const kind = KIND[resource];
+  const ref = (v: unknown) => (v !== null && typeof v === 'object' ? readableId((v as Record<string, unknown>).sourcedId) : null);
+  return readRecordsOneByOne(raws, schema, (o, why) => {
+    const sourcedId = readableId(o.sourcedId);
+    const user = ref(o.user);
+    const cls = ref(o.class);
     const refs = kind === 'users' && sourcedId ? { users: [sourcedId] }
       : kind === 'classes' && sourcedId ? { classes: [sourcedId] }
       : kind === 'enrollments' ? { ...(user ? { users: [user] } : {}), ...(cls ? { classes: [cls] } : {}) }
       : undefined;
-    quarantined.push({ kind, sourcedId, reason: `${resource} record ${sourcedId ?? '(no sourcedId)'}: ${describeIssues(parsed.error)}`, ...(refs ? { refs } : {}) });
-  }
-  return { ok, quarantined };
+    return { kind, sourcedId, reason: `${resource} record ${sourcedId ?? '(no sourcedId)'}: ${why}`, ...(refs ? { refs } : {}) };
+  });
 }
