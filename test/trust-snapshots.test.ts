@@ -11,6 +11,7 @@ import { createTestEnv, type TestEnv } from './helpers/context.js';
 import { addCleverDistrict, addPool, startClever, syncNow } from './helpers/district.js';
 import { enrol, klass, student } from './helpers/roster.js';
 import { runCli } from './helpers/cli.js';
+import { formatTable } from '../src/cli/output.js';
 
 // Issue #6, "broken snapshots are held, not applied" and "see before
 // approving; keep what must be kept": each story runs through the real queue
@@ -228,4 +229,11 @@ test('triggering again after a purge roster the district afresh', async () => {
   const done = await waitForRun(t.ctx.db, run.id, { timeoutMs: 30000, intervalMs: 50 });
   expect(done.status).toBe('SUCCEEDED');
   expect(done.counts.usersCreated).toBe(server.district.students.size + server.district.teachers.size);
+});
+
+test('tables printed to a terminal show control characters escaped, never raw', () => {
+  const table = formatTable([{ givenName: 'Ro\u001b[2Jsa', familyName: 'Null\u0000' }], ['givenName', 'familyName']);
+  for (const line of table.split('\n')) expect(line).not.toMatch(/[\u0000-\u001f]/);
+  expect(table).toContain('Ro\\u001b[2Jsa');
+  expect(table).toContain('Null\\u0000');
 });
