@@ -1,7 +1,8 @@
 import type { AppContext } from '../src/context.js';
 import { expireStages } from '../src/sync/retention.js';
-import { syncQueue } from './queues.js';
-import { failQueuedRun, LIVE_JOB_STATES, jobIdOf } from './trigger.js';
+import { sql } from 'kysely';
+import { dropStages } from '../src/sync/stage.js';
+import { failQueuedRun, lostJobState } from './trigger.js';
 
 /** A QUEUED run younger than this may still be on its way into the queue. */
 const QUEUED_GRACE_MS = 60_000;
@@ -12,14 +13,30 @@ const QUEUED_GRACE_MS = 60_000;
  * reason, so the district's next trigger starts a fresh run.
  */
 export async function reapLostRuns(ctx: AppContext): Promise<string[]> {
+  const graceEnd = new Date(Date.now() - QUEUED_GRACE_MS);
   const queued = await ctx.db.selectFrom('sync_runs').select(['id', 'approved'])
-    .where('status', '=', 'QUEUED').where('created_at', '<', new Date(Date.now() - QUEUED_GRACE_MS)).execute();
-  const queue = syncQueue(ctx);
+    .where('status', '=', 'QUEUED').where('created_at', '<', graceEnd)
+    // An approved run was queued again at approval (heartbeat_at), not at creation.
+    .where((eb) => eb.or([eb('heartbeat_at', 'is', null), eb('heartbeat_at', '<', graceEnd)])).execute();
   const reaped: string[] = [];
   for (const run of queued) {
-    const state = await queue.getJobState(jobIdOf(run));
-    if (LIVE_JOB_STATES.has(state)) continue;
-    if (await failQueuedRun(ctx, run.id, `its queue job was lost (job state: ${state}); trigger a new sync`)) reaped.push(run.id);
+    const state = await lostJobState(ctx, run);
+    if (state && await failQueuedRun(ctx, run.id, `its queue job was lost (job state: ${state}); trigger a new sync`)) reaped.push(run.id);
+  }
+  // RUNNING with a stale heartbeat and no live job: its worker died where nothing
+  // could record it. Without this, only a later run of its district would notice.
+  const stale = await ctx.db.selectFrom('sync_runs').select(['id', 'approved', 'attempts', 'heartbeat_at'])
+    .where('status', '=', 'RUNNING').where('heartbeat_at', '<', new Date(Date.now() - ctx.config.RUN_STALE_MS)).execute();
+  for (const run of stale) {
+    const state = await lostJobState(ctx, run);
+    if (!state) continue;
+    const failed = await ctx.db.updateTable('sync_runs')
+      .set({ status: 'FAILED', phase: 'failed', finished_at: new Date(), error: `abandoned: no heartbeat since ${run.heartbeat_at?.toISOString()} and its queue job is gone (${state}); trigger a new sync` })
+      .where('id', '=', run.id).where('status', '=', 'RUNNING').where('attempts', '=', run.attempts).executeTakeFirst();
+    if (Number(failed.numUpdatedRows) > 0) {
+      await dropStages(ctx.db, sql`SELECT ${run.id}::uuid`);
+      reaped.push(run.id);
+    }
   }
   return reaped;
 }

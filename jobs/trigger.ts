@@ -9,6 +9,12 @@ export const LIVE_JOB_STATES = new Set<string>(['waiting', 'delayed', 'active', 
 
 export const jobIdOf = (run: Pick<SyncRunRow, 'id' | 'approved'>) => (run.approved ? `${run.id}-approved` : run.id);
 
+/** The run's queue job state when nothing will ever process it (gone, failed, completed), else null. */
+export async function lostJobState(ctx: AppContext, run: Pick<SyncRunRow, 'id' | 'approved'>): Promise<string | null> {
+  const state = await syncQueue(ctx).getJobState(jobIdOf(run));
+  return LIVE_JOB_STATES.has(state) ? null : state;
+}
+
 /**
  * Ends a run that is QUEUED but whose job is gone (Redis lost it, or the job
  * failed before the run could record why): nothing would ever process it, and
@@ -37,8 +43,8 @@ export async function triggerSync(ctx: AppContext, districtId: string, opts: { t
   for (;;) {
     const { run, coalesced } = await createOrCoalesceRun(ctx.db, { districtId, trigger: opts.trigger, dryRun: opts.dryRun ?? false, full: opts.full ?? false });
     if (coalesced) {
-      const state = await queue.getJobState(jobIdOf(run));
-      if (!LIVE_JOB_STATES.has(state)) {
+      const state = await lostJobState(ctx, run);
+      if (state) {
         await failQueuedRun(ctx, run.id, `its queue job was lost (job state: ${state}; Redis restarted or the worker could not start it); a new run was queued instead`);
         continue;
       }
@@ -67,7 +73,8 @@ export async function approveRun(ctx: AppContext, runId: string) {
     .executeTakeFirst();
   if (purge) throw new ApprovalError(`run ${runId} was staged before the district's roster data was purged (${purge.at.toISOString()}); trigger a new sync instead`);
   const updated = await ctx.db.updateTable('sync_runs')
-    .set({ status: 'QUEUED', approved: true, phase: 'queued', error: null, finished_at: null })
+    // heartbeat_at marks when it was queued again, for housekeeping's grace period.
+    .set({ status: 'QUEUED', approved: true, phase: 'queued', error: null, finished_at: null, heartbeat_at: new Date() })
     .where('id', '=', runId).where('status', '=', 'HELD').returningAll().executeTakeFirst();
   if (!updated) throw new ApprovalError(`run ${runId} changed while approving; look at it again`);
   await syncQueue(ctx).add('run', { type: 'run', runId }, { jobId: jobIdOf(updated) });

@@ -102,6 +102,17 @@ describe('guards', () => {
     studentsDeleted: 0, teachersDeleted: 0, classesRetired: 0, schoolsRetired: 0, enrollmentsEnded: 0, danglingEnrollments: 0, quarantined: 0, conflicts: 0,
   };
 
+  test('a small kind cannot lose half of itself unseen, whatever the floor', () => {
+    const small = { ...stats, activeSchoolsBefore: 8, snapshotSchools: 3 };
+    // 10% of 8 is 1; the floor is min(25, half of 8) = 4.
+    expect(evaluateGuards({ ...small, schoolsRetired: 4 }, DEFAULT_GUARD_POLICY)).toEqual({ held: false });
+    expect(evaluateGuards({ ...small, schoolsRetired: 5 }, DEFAULT_GUARD_POLICY)).toMatchObject({ held: true, reason: expect.stringContaining('would remove 5 of 8 (62.5%) active schools') });
+    // A large kind is held by its percentage: 10% of 10,000 enrollments.
+    const big = { ...stats, activeEnrollmentsBefore: 10000, snapshotEnrollments: 9000 };
+    expect(evaluateGuards({ ...big, enrollmentsEnded: 1000 }, DEFAULT_GUARD_POLICY)).toEqual({ held: false });
+    expect(evaluateGuards({ ...big, enrollmentsEnded: 1001 }, DEFAULT_GUARD_POLICY)).toMatchObject({ held: true });
+  });
+
   test('threshold is 5% of active students but at least 25', () => {
     expect(deletionThreshold(100, DEFAULT_GUARD_POLICY)).toBe(25);
     expect(deletionThreshold(1000, DEFAULT_GUARD_POLICY)).toBe(50);

@@ -14,6 +14,9 @@ import { getDistrict, upsertDistrict } from '../src/districts/repository.js';
 import { listLicenses, listUsers } from '../src/queries.js';
 import { reconcileAndApply, executeRun } from '../src/sync/execute.js';
 import { claimRun, getRun, SupersededError } from '../src/sync/runs.js';
+import { clearStage, countStagedPages, stageBatch } from '../src/sync/stage.js';
+import { reapLostRuns } from '../jobs/housekeeping.js';
+import { startHttpServer } from '../src/http/server.js';
 import { SnapshotBuilder } from '../src/sync/snapshot-builder.js';
 import { waitForRun } from '../src/sync/wait.js';
 import { adminQuery, createTestEnv, type TestEnv } from './helpers/context.js';
@@ -293,5 +296,54 @@ test('district schedules come back on their own after Redis restarts without its
     await worker.close(true);
     await ctx.close();
     await redis.kill();
+  }
+});
+
+test('a superseded attempt cannot clear the stage a newer attempt is filling', async () => {
+  await addCleverDistrict(t.ctx, 'clear', server);
+  const { run } = await triggerSync(t.ctx, 'clear', { trigger: 'cli' });
+  await (await syncQueue(t.ctx).getJob(run.id))!.remove();
+  const first = await claimRun(t.ctx.db, run.id, 60000);
+  const second = await claimRun(t.ctx.db, run.id, 60000);
+  if (first.outcome !== 'claimed' || second.outcome !== 'claimed') throw new Error('both claims should succeed');
+  const newer = { runId: run.id, attempt: second.run.attempts };
+  const older = { runId: run.id, attempt: first.run.attempts };
+  expect(await stageBatch(t.ctx.db, newer, { kind: 'orgs', records: [{ sourcedId: 'sch', name: 'S', type: 'school', identifier: null, status: 'active' }] })).toBe(true);
+  await expect(clearStage(t.ctx.db, run.id, older)).rejects.toBeInstanceOf(SupersededError);
+  await expect(stageBatch(t.ctx.db, older, { kind: 'orgs', records: [{ sourcedId: 'x', name: 'X', type: 'school', identifier: null, status: 'active' }] })).rejects.toBeInstanceOf(SupersededError);
+  expect(await countStagedPages(t.ctx.db, run.id)).toBe(1);
+  await t.ctx.db.updateTable('sync_runs').set({ status: 'FAILED', finished_at: new Date() }).where('id', '=', run.id).execute();
+});
+
+test('housekeeping fails runs nothing will ever process: QUEUED without a job, RUNNING gone silent without a job; a just-approved run is left alone', async () => {
+  await addCleverDistrict(t.ctx, 'reap', server);
+  const old = new Date(Date.now() - 3_600_000);
+  const insert = (values: { status: 'QUEUED' | 'RUNNING'; heartbeat_at?: Date; approved?: boolean; attempts?: number }) =>
+    t.ctx.db.insertInto('sync_runs').values({ district_id: 'reap', trigger: 'cli', dry_run: false, full_snapshot: true, created_at: old, started_at: old, ...values })
+      .returning('id').executeTakeFirstOrThrow();
+  const queued = await insert({ status: 'QUEUED' });
+  const silent = await insert({ status: 'RUNNING', heartbeat_at: old, attempts: 1 });
+  // Approved a moment ago: its job is on its way into the queue.
+  const approved = await insert({ status: 'QUEUED', approved: true, heartbeat_at: new Date() });
+  const reaped = await reapLostRuns(t.ctx);
+  expect(reaped.sort()).toEqual([queued.id, silent.id].sort());
+  expect(await getRun(t.ctx.db, queued.id)).toMatchObject({ status: 'FAILED', error: expect.stringContaining('queue job was lost') });
+  expect(await getRun(t.ctx.db, silent.id)).toMatchObject({ status: 'FAILED', error: expect.stringContaining('abandoned') });
+  expect((await getRun(t.ctx.db, approved.id)).status).toBe('QUEUED');
+  await t.ctx.db.updateTable('sync_runs').set({ status: 'FAILED', finished_at: new Date() }).where('id', '=', approved.id).execute();
+});
+
+test('HTTP sync with Redis down answers 503 with what to check, and records no run', async () => {
+  await addCleverDistrict(t.ctx, 'http503', server);
+  const down = await openContext({ config: loadConfig({ ...t.env, REDIS_URL: `redis://127.0.0.1:${await freePort()}`, ADMIN_TOKEN: 'a'.repeat(32), SESSION_SECRET: 's'.repeat(40), PORT: '0' }) });
+  const http503 = await startHttpServer(down, 0);
+  try {
+    const res = await fetch(`${http503.url}/api/districts/http503/sync`, { method: 'POST', headers: { authorization: `Bearer ${'a'.repeat(32)}` } });
+    expect(res.status).toBe(503);
+    expect(((await res.json()) as { error: string }).error).toMatch(/Redis at .* did not answer within 2 s; is it running\? Nothing was queued/);
+    expect(await t.ctx.db.selectFrom('sync_runs').select('id').where('district_id', '=', 'http503').execute()).toEqual([]);
+  } finally {
+    await http503.close();
+    await down.close();
   }
 });

@@ -5,6 +5,7 @@ import { readPlan } from '../src/sync/plan-items.js';
 import { purgeDistrict } from '../src/sync/purge.js';
 import { expireStages, pruneHistory } from '../src/sync/retention.js';
 import { getRun } from '../src/sync/runs.js';
+import { executeRun } from '../src/sync/execute.js';
 import { SnapshotBuilder } from '../src/sync/snapshot-builder.js';
 import { waitForRun } from '../src/sync/wait.js';
 import { createTestEnv, type TestEnv } from './helpers/context.js';
@@ -196,10 +197,10 @@ test('HELD stages expire after the retention period; approving then fails clearl
 
 test('prune deletes old runs and audit rows but keeps the last applied run; purge drops stages and refuses later approvals', async () => {
   const old = new Date(Date.now() - 400 * 86400_000);
-  await t.ctx.db.updateTable('sync_runs').set({ finished_at: old, started_at: old }).where('district_id', '=', D).execute();
+  await t.ctx.db.updateTable('sync_runs').set({ finished_at: old }).where('district_id', '=', D).execute();
   await t.ctx.db.updateTable('audit_log').set({ at: old }).where('district_id', '=', D).execute();
   const lastApplied = await t.ctx.db.selectFrom('sync_runs').select('id').where('district_id', '=', D).where('status', '=', 'SUCCEEDED')
-    .where('trigger', 'not like', 'ops:%').where('dry_run', '=', false).orderBy('created_at', 'desc').executeTakeFirstOrThrow();
+    .where('trigger', 'not like', 'ops:%').where('dry_run', '=', false).orderBy('started_at', 'desc').executeTakeFirstOrThrow();
   const cliPrune = await runCli(t.env, ['prune', '--runs-days', '180', '--audit-days', '365', '--json']);
   expect(cliPrune.code).toBe(0);
   const pruned = cliPrune.json as Awaited<ReturnType<typeof pruneHistory>>;
@@ -229,6 +230,39 @@ test('triggering again after a purge roster the district afresh', async () => {
   const done = await waitForRun(t.ctx.db, run.id, { timeoutMs: 30000, intervalMs: 50 });
   expect(done.status).toBe('SUCCEEDED');
   expect(done.counts.usersCreated).toBe(server.district.students.size + server.district.teachers.size);
+});
+
+test('an approved run that a newer sync overtook before it could apply is refused at apply time, changing nothing', async () => {
+  await syncNow(t.ctx, D);
+  const leavers = [...server.district.students.keys()].slice(150, 190);
+  const removed = leavers.map((id) => server.district.removeStudent(id));
+  const held = await syncNow(t.ctx, D);
+  expect(held.status).toBe('HELD');
+  // Nobody processes the queue for a moment: the approval waits in it …
+  await t.stopWorkers();
+  await approveRun(t.ctx, held.id);
+  // … while the students come back and a newer sync applies first.
+  for (const r of removed) server.district.restoreStudent(r.student, r.sectionIds);
+  const { run: newer } = await triggerSync(t.ctx, D, { trigger: 'cli' });
+  expect(await executeRun(t.ctx, newer.id)).toBe('done');
+  expect((await getRun(t.ctx.db, newer.id)).status).toBe('SUCCEEDED');
+  const after = await state();
+  t.startWorker();
+  const late = await waitForRun(t.ctx.db, held.id, { timeoutMs: 30000, intervalMs: 50 });
+  expect(late).toMatchObject({ status: 'FAILED', error: expect.stringContaining(`superseded by run ${newer.id}`) });
+  expect(await state()).toEqual(after);
+});
+
+test('the same sourcedId twice with different content, through the real pipeline: HELD, named, nothing changed', async () => {
+  const before = await state();
+  const real = (await fetch(`${server.url}/v3.0/users?role=student&limit=10`, { headers: { authorization: `Bearer ${server.token}` } }).then((r) => r.json())) as { data: { data: Record<string, unknown> }[]; links: unknown[] };
+  const twin = { data: { ...real.data[2]!.data, name: { first: 'Some', last: 'Oneelse' } } };
+  server.faults.push({ path: '/v3.0/users?role=student&limit=10', times: 1, respond: () => ({ status: 200, body: { data: [...real.data, twin], links: real.links } }) });
+  const run = await syncNow(t.ctx, D);
+  expect(run.status).toBe('HELD');
+  expect(run.error).toContain('sent 1 record(s) twice with different content');
+  expect(run.guard).toMatchObject({ conflicts: 1, quarantined: [expect.objectContaining({ kind: 'users', sourcedId: real.data[2]!.data.id, conflict: true })] });
+  expect(await state()).toEqual(before);
 });
 
 test('tables printed to a terminal show control characters escaped, never raw', () => {

@@ -36,7 +36,8 @@ export async function* pagesAhead<T>(first: string, load: (url: string) => Promi
     pending.catch(() => undefined);
     return pending;
   };
-  let previous: string | undefined;
+  // Every page seen, by its first and last ids: a cycle of any length (A, B, A, …) is caught, not just a repeat.
+  const signatures = new Set<string>();
   let pending: Promise<LoadedPage<T>> | undefined = start(first);
   while (pending) {
     const page: LoadedPage<T> = await pending;
@@ -46,8 +47,8 @@ export async function* pagesAhead<T>(first: string, load: (url: string) => Promi
     }
     if (idOf && page.items.length > 0) {
       const signature = `${idOf(page.items[0]!)}\u0000${idOf(page.items[page.items.length - 1]!)}\u0000${page.items.length}`;
-      if (signature === previous) throw new PaginationError(`${label}: the provider returned the same page again (cursor does not advance); stopping before the stage fills`);
-      previous = signature;
+      if (signatures.has(signature)) throw new PaginationError(`${label}: the provider returned the same page again (cursor does not advance); stopping before the stage fills`);
+      signatures.add(signature);
     }
     pending = page.next ? start(page.next) : undefined;
     if (page.items.length) yield page.items;

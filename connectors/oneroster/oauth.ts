@@ -36,6 +36,9 @@ export class ClientCredentialsToken {
       auth: { username: clientId, password: clientSecret },
       headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
       timeout: this.opts.timeoutMs,
+      // A total deadline (a dripping token endpoint), and no redirect that would carry the client's credentials elsewhere.
+      signal: AbortSignal.timeout(this.opts.timeoutMs),
+      maxRedirects: 0,
       validateStatus: () => true,
     }).catch((err: Error) => {
       throw new ProviderError(`ClassLink: token endpoint ${tokenUrl} unreachable: ${err.message}`, 'network');

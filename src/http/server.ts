@@ -11,6 +11,7 @@ import { listUsers, poolUsage } from '../queries.js';
 import { appliedSyncRuns, getRun, listRuns, toRunView } from '../sync/runs.js';
 import { PLAN_SECTIONS, readPlan } from '../sync/plan-items.js';
 import { ApprovalError, approveRun, triggerSync } from '../../jobs/trigger.js';
+import { QueueUnavailableError } from '../../jobs/queues.js';
 import { createSsoHandler } from '../sso/routes.js';
 
 /** Shortest ADMIN_TOKEN / METRICS_TOKEN `serve` accepts: long enough that guessing is hopeless. */
@@ -70,6 +71,20 @@ function metricsRegistry(ctx: AppContext): Registry {
     },
   });
   return registry;
+}
+
+/** Redis or Postgres unreachable, refusing, or timing out: the service is unavailable, not broken. */
+function storeUnavailable(err: unknown): boolean {
+  if (err instanceof QueueUnavailableError) return true;
+  const code = (err as { code?: string }).code;
+  const message = (err as Error)?.message ?? '';
+  return ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', '57P01', '57P03', '53300'].includes(code ?? '')
+    || /timeout exceeded when trying to connect|Connection terminated|connect ECONNREFUSED/i.test(message);
+}
+
+function storeMessage(err: unknown): string {
+  if (err instanceof QueueUnavailableError) return err.message;
+  return `Postgres is unavailable (${(err as Error).message}); nothing was queued or changed`;
 }
 
 function authorized(req: http.IncomingMessage, ...tokens: (string | undefined)[]): boolean {
@@ -177,7 +192,7 @@ export async function startHttpServer(ctx: AppContext, port = ctx.config.PORT, h
     return { status: down.length ? 503 : 200, body: { ok: down.length === 0, postgres, redis, down } };
   };
 
-  const handle = async (req: http.IncomingMessage): Promise<{ status: number; body: unknown; type?: string; headers?: Record<string, string | string[]> }> => {
+  const handle = async (req: http.IncomingMessage, res: http.ServerResponse): Promise<{ status: number; body: unknown; type?: string; headers?: Record<string, string | string[]> } | null> => {
     let url: URL;
     try {
       url = new URL(req.url ?? '/', 'http://local');
@@ -185,7 +200,9 @@ export async function startHttpServer(ctx: AppContext, port = ctx.config.PORT, h
       throw new HttpError(400, 'malformed request target');
     }
     const method = req.method ?? 'GET';
-    const signIn = await sso.handle(req, url);
+    const signIn = await sso.handle(req, url, res);
+    // The LTI routes (ltijs, an express app) wrote the response themselves.
+    if (signIn && 'handled' in signIn) return null;
     if (signIn) return { status: signIn.status, body: signIn.body ?? '', headers: signIn.headers };
     if (method === 'GET' && url.pathname === '/healthz') return health();
     if (method === 'GET' && url.pathname === '/metrics') {
@@ -225,16 +242,21 @@ export async function startHttpServer(ctx: AppContext, port = ctx.config.PORT, h
   };
 
   const server = http.createServer((req, res) => {
-    handle(req)
-      .then(({ status, body, type, headers }) => {
+    handle(req, res)
+      .then((reply) => {
+        if (!reply) return;
+        const { status, body, type, headers } = reply;
         res.writeHead(status, { 'content-type': type ?? 'application/json', ...headers });
         res.end(typeof body === 'string' ? body : JSON.stringify(body));
       })
       .catch((err: unknown) => {
-        const status = err instanceof HttpError ? err.status : err instanceof NotFoundError ? 404 : err instanceof ApprovalError ? 409 : 500;
-        if (status === 500) ctx.logger.error({ err: (err as Error).message, url: req.url }, 'HTTP request failed');
+        const status = err instanceof HttpError ? err.status : err instanceof NotFoundError ? 404 : err instanceof ApprovalError ? 409
+          : storeUnavailable(err) ? 503 : 500;
+        if (status >= 500) ctx.logger.error({ err: (err as Error).message, url: req.url }, 'HTTP request failed');
         res.writeHead(status, { 'content-type': 'application/json' });
-        res.end(JSON.stringify({ error: status === 500 ? 'internal error' : (err as Error).message }));
+        // A store being down is said as such (what to check); anything else stays an internal error.
+        const message = status === 503 ? storeMessage(err) : status === 500 ? 'internal error' : (err as Error).message;
+        res.end(JSON.stringify({ error: message }));
       });
   });
   await new Promise<void>((resolve, reject) => {

@@ -55,7 +55,9 @@ export function evaluateGuards(stats: PlanStats, policy: GuardPolicy): GuardVerd
     ['enrollments', stats.enrollmentsEnded, stats.activeEnrollmentsBefore],
   ];
   for (const [what, lost, before] of losses) {
-    const limit = Math.max(Math.ceil((before * policy.lossThresholdPct) / 100), policy.deletionThresholdMin);
+    // The floor keeps small numbers from holding every run, but never lets a
+    // kind lose half of itself unseen (a district of 8 schools losing 7).
+    const limit = Math.max(Math.ceil((before * policy.lossThresholdPct) / 100), Math.min(policy.deletionThresholdMin, Math.ceil(before / 2)));
     if (lost > limit) reasons.push(`would remove ${share(lost, before)} active ${what}, above the district's threshold of ${limit}`);
   }
   if (stats.conflicts > 0) reasons.push(`the provider sent ${stats.conflicts} record(s) twice with different content (see guard.quarantined)`);

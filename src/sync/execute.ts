@@ -2,7 +2,6 @@ import { sql } from 'kysely';
 import { createConnector } from '../../connectors/index.js';
 import type { Connector } from '../../connectors/types.js';
 import type { SyncRunRow } from '../../db/schema.js';
-import type { Db } from '../../db/connection.js';
 import type { AppContext } from '../context.js';
 import { getDistrict, type District } from '../districts/repository.js';
 import { evaluateGuards } from '../reconcile/guards.js';
@@ -14,7 +13,7 @@ import { appliedSyncRuns, claimRun, holdLease, lockDistrict, SupersededError, up
 import { recordPlanItems } from './plan-items.js';
 import { recordsBound } from './bounds.js';
 import { finishFailed } from './fail.js';
-import { clearStage, countStagedPages, loadSnapshot, stageBatch } from './stage.js';
+import { clearStage, countStagedPages, dropStages, loadSnapshot, stageBatch } from './stage.js';
 import { SnapshotBuilder } from './snapshot-builder.js';
 import { Interner } from './intern.js';
 
@@ -51,8 +50,8 @@ export async function executeRun(ctx: AppContext, runId: string, hooks: ExecuteH
   const lease: RunLease = { runId, attempt: run.attempts };
   const log = ctx.logger.child({ districtId: run.district_id, runId, attempt: run.attempts });
   // Every report is a heartbeat, fenced by the attempt: a superseded attempt stops at its next one.
-  const report = async (p: Progress, db: Db = ctx.db) => {
-    await updateRun(db, lease, { phase: p.phase, progress: { ...p } });
+  const report = async (p: Progress) => {
+    await updateRun(ctx.db, lease, { phase: p.phase, progress: { ...p } });
     await hooks.onProgress?.(p);
   };
   try {
@@ -74,7 +73,9 @@ export async function executeRun(ctx: AppContext, runId: string, hooks: ExecuteH
     }
     if (!stageIntact) {
       ({ complete, since } = await chooseSnapshotKind(ctx, district.id, connector, run));
-      await ctx.db.updateTable('sync_runs').set({ full_snapshot: complete, delta_since: since }).where('id', '=', runId).where('attempts', '=', lease.attempt).execute();
+      const chosen = await ctx.db.updateTable('sync_runs').set({ full_snapshot: complete, delta_since: since })
+        .where('id', '=', runId).where('attempts', '=', lease.attempt).where('status', '=', 'RUNNING').executeTakeFirst();
+      if (Number(chosen.numUpdatedRows) === 0) throw new SupersededError(runId, lease.attempt);
       const maxRecords = await recordsBound(ctx.db, district.id);
       log.info({ provider: district.provider, complete, since, maxRecords }, 'fetching roster snapshot');
       // The snapshot is built in memory as it is staged; the stage is for whoever resumes or approves.
@@ -87,12 +88,13 @@ export async function executeRun(ctx: AppContext, runId: string, hooks: ExecuteH
       snapshot = await loadSnapshot(ctx.db, runId, new SnapshotBuilder(complete, asOf, interner));
       log.info({ ms: Math.round(performance.now() - t0), ...memory() }, 'snapshot loaded from stage');
     }
-    await report({ phase: 'reconcile' });
+    // Reported before the transaction opens: inside it, a heartbeat would need a
+    // second connection (and the hook Redis) while the district's lock is held.
+    await report({ phase: 'apply' });
 
     const outcome = await reconcileAndApply(ctx, district, snapshot, {
       interner,
-      lease, asOf, dryRun: run.dry_run, approved: run.approved,
-      beforeApply: () => report({ phase: 'apply' }),
+      lease, asOf, dryRun: run.dry_run, approved: run.approved, createdAt: run.created_at,
     });
     log.info({ counts: outcome.plan.counts, status: outcome.status }, outcome.status === 'HELD' ? 'run held for review' : run.dry_run ? 'dry run: plan computed, nothing applied' : 'run applied');
     return 'done';
@@ -119,7 +121,8 @@ export interface ApplyOptions {
   dryRun: boolean;
   /** An approved run skips the guards: someone looked at it and said yes. */
   approved: boolean;
-  beforeApply?: (trx: Db) => Promise<void>;
+  /** When the run was created: an approved run must still be the newest snapshot when it applies. */
+  createdAt?: Date;
 }
 
 /**
@@ -134,6 +137,12 @@ export async function reconcileAndApply(ctx: AppContext, district: District, sna
     await lockDistrict(trx, district.id);
     // An attempt that lost the run applies nothing (its final fenced update would roll everything back anyway).
     await holdLease(trx, lease);
+    if (opts.approved && opts.createdAt) {
+      // Checked again here, under the lock: a sync that succeeded between the
+      // approval and now has a newer snapshot, which this one must not undo.
+      const newer = await appliedSyncRuns(trx).select('id').where('district_id', '=', district.id).where('created_at', '>', opts.createdAt).executeTakeFirst();
+      if (newer) throw new Error(`superseded by run ${newer.id}, which applied a newer snapshot after this run was approved; nothing was applied: trigger a new sync and review it`);
+    }
     let t = performance.now();
     const lap = () => { const ms = Math.round(performance.now() - t); t = performance.now(); return ms; };
     const local = await loadLocalState(trx, district.id, opts.interner);
@@ -161,16 +170,12 @@ export async function reconcileAndApply(ctx: AppContext, district: District, sna
       await updateRun(trx, lease, { status: 'HELD', phase: 'held', counts: plan.counts, guard, error: verdict.reason, finished: true });
       return { status: 'HELD', plan };
     }
-    await opts.beforeApply?.(trx);
     await applyPlan(trx, { districtId: district.id, provider: district.provider, runId }, plan, local);
     const applyMs = lap();
     await updateRun(trx, lease, { status: 'SUCCEEDED', phase: 'done', counts: plan.counts, guard, error: null, finished: true });
-    await clearStage(trx, runId);
-    await trx.deleteFrom('run_plan_items').where('run_id', '=', runId).execute();
-    // Older HELD runs can no longer be approved (their snapshot is stale): drop their stages.
-    await sql`DELETE FROM run_stage WHERE run_id IN (
-      SELECT id FROM sync_runs WHERE district_id = ${district.id} AND status = 'HELD'
-        AND created_at < (SELECT created_at FROM sync_runs WHERE id = ${runId}::uuid))`.execute(trx);
+    // This run's stage and plan, and those of older HELD runs (their snapshot is stale now).
+    await dropStages(trx, sql`SELECT id FROM sync_runs WHERE id = ${runId}::uuid OR (district_id = ${district.id} AND status = 'HELD'
+        AND created_at < (SELECT created_at FROM sync_runs WHERE id = ${runId}::uuid))`);
     ctx.logger.info({ runId, applyMs, clearMs: lap() }, 'plan applied');
     return { status: 'SUCCEEDED', plan };
   });
@@ -197,11 +202,13 @@ const DELTA_OVERLAP_MS = 5 * 60 * 1000;
 
 async function fetchIntoStage(ctx: AppContext, connector: Connector, lease: RunLease, opts: { full: boolean; since?: Date; maxRecords: number }, builder: SnapshotBuilder, report: (p: Progress) => Promise<void>): Promise<void> {
   const { runId } = lease;
-  // A half-staged snapshot from a dead attempt cannot be trusted to be whole: start over.
-  await clearStage(ctx.db, runId);
+  // A half-staged snapshot from a dead attempt cannot be trusted to be whole:
+  // start over (fenced: a superseded attempt must not wipe a newer one's pages).
+  await clearStage(ctx.db, runId, lease);
   const fetchStarted = performance.now();
   let last = 0;
   let staged = 0;
+  let pagesStaged = 0;
   let progress: Progress = { phase: 'fetch', pages: 0, records: 0 };
   await report(progress);
   const abort = new AbortController();
@@ -216,7 +223,7 @@ async function fetchIntoStage(ctx: AppContext, connector: Connector, lease: RunL
       abort.abort();
       throw new Error(`the provider sent more than ${opts.maxRecords} records, far more than this district holds; stopped before the stage filled (a pagination that never ends?). Nothing was applied`);
     }
-    await stageBatch(ctx.db, lease, batch);
+    if (await stageBatch(ctx.db, lease, batch)) pagesStaged += 1;
     builder.add(batch);
     if (Date.now() - last > 250) {
       last = Date.now();
@@ -224,7 +231,10 @@ async function fetchIntoStage(ctx: AppContext, connector: Connector, lease: RunL
     }
   }
   await report(progress);
-  await updateRun(ctx.db, lease, { phase: 'staged', stagedAt: new Date(), stagedPages: await countStagedPages(ctx.db, runId) });
+  // What this attempt staged, checked against the table: pages lost or added by anyone else make the stage untrustworthy.
+  const inTable = await countStagedPages(ctx.db, runId);
+  if (inTable !== pagesStaged) throw new Error(`the stage holds ${inTable} pages where this attempt staged ${pagesStaged}; fetching again on the next run`);
+  await updateRun(ctx.db, lease, { phase: 'staged', stagedAt: new Date(), stagedPages: pagesStaged });
   ctx.logger.info({ runId, ms: Math.round(performance.now() - fetchStarted), ...progress }, 'snapshot staged');
 }
 

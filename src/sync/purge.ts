@@ -2,6 +2,7 @@ import { sql } from 'kysely';
 import type { AppContext } from '../context.js';
 import { requireDistrict } from '../districts/repository.js';
 import { lockDistrict } from './runs.js';
+import { dropStages } from './stage.js';
 
 export interface PurgeResult {
   districtId: string;
@@ -45,8 +46,7 @@ export async function purgeDistrict(ctx: AppContext, districtId: string, scope: 
     }
     // Staged snapshots hold the very people being erased, and approving one
     // would bring them back: drop them and end the runs that held them.
-    await sql`DELETE FROM run_stage WHERE run_id IN (SELECT id FROM sync_runs WHERE district_id = ${districtId})`.execute(trx);
-    await sql`DELETE FROM run_plan_items WHERE run_id IN (SELECT id FROM sync_runs WHERE district_id = ${districtId})`.execute(trx);
+    await dropStages(trx, sql`SELECT id FROM sync_runs WHERE district_id = ${districtId}`);
     await trx.updateTable('sync_runs')
       .set({ status: 'FAILED', phase: 'failed', error: `superseded by a purge of the district's roster data at ${new Date().toISOString()}; trigger a new sync` })
       .where('district_id', '=', districtId).where('status', '=', 'HELD').execute();

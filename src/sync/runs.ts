@@ -3,6 +3,8 @@ import type { Db } from '../../db/connection.js';
 import type { RunStatus, SyncRunRow } from '../../db/schema.js';
 import { zeroCounts, type RunCounts } from '../domain/model.js';
 import { NotFoundError } from '../districts/repository.js';
+import { dropStages } from './stage.js';
+import { cleanText } from './snapshot-builder.js';
 
 export type RunTrigger = 'cli' | 'api' | 'schedule' | 'webhook' | 'ops:remove-student' | 'ops:license-change' | 'sso:jit';
 
@@ -78,9 +80,18 @@ export function appliedSyncRuns(db: Db) {
     .where('trigger', 'not like', 'ops:%').where('trigger', 'not like', 'sso:%');
 }
 
-/** Serialises everything one district does, across processes, for one transaction. */
+/** Serialises everything one district does to its roster, across processes, for one transaction. */
 export async function lockDistrict(db: Db, districtId: string): Promise<void> {
   await sql`SELECT pg_advisory_xact_lock(hashtext('rostersync:district'), hashtext(${districtId}))`.execute(db);
+}
+
+/**
+ * Serialises a district's run bookkeeping (queueing, claiming) for one
+ * transaction. A lock of its own: a trigger or a claim never waits behind a
+ * long apply holding the district's roster lock.
+ */
+export async function lockRuns(db: Db, districtId: string): Promise<void> {
+  await sql`SELECT pg_advisory_xact_lock(hashtext('rostersync:runs'), hashtext(${districtId}))`.execute(db);
 }
 
 export async function getRun(db: Db, runId: string): Promise<SyncRunRow> {
@@ -100,7 +111,7 @@ export async function listRuns(db: Db, districtId: string, limit = 20): Promise<
  */
 export async function createOrCoalesceRun(db: Db, opts: { districtId: string; trigger: RunTrigger; dryRun: boolean; full: boolean }): Promise<{ run: SyncRunRow; coalesced: boolean }> {
   return db.transaction().execute(async (trx) => {
-    await lockDistrict(trx, opts.districtId);
+    await lockRuns(trx, opts.districtId);
     const queued = await trx.selectFrom('sync_runs').selectAll()
       .where('district_id', '=', opts.districtId).where('status', '=', 'QUEUED')
       .where('dry_run', '=', opts.dryRun).where('approved', '=', false)
@@ -129,7 +140,7 @@ export type ClaimResult = { outcome: 'claimed'; run: SyncRunRow } | { outcome: '
 export async function claimRun(db: Db, runId: string, staleMs: number): Promise<ClaimResult> {
   return db.transaction().execute(async (trx) => {
     const run = await getRun(trx, runId);
-    await lockDistrict(trx, run.district_id);
+    await lockRuns(trx, run.district_id);
     const current = await getRun(trx, runId);
     if (current.status !== 'QUEUED' && current.status !== 'RUNNING') return { outcome: 'finished', run: current };
     const other = await trx.selectFrom('sync_runs').select(['id', 'heartbeat_at'])
@@ -139,14 +150,18 @@ export async function claimRun(db: Db, runId: string, staleMs: number): Promise<
       if (Date.now() - lastBeat < staleMs) return { outcome: 'busy', blockedBy: other.id };
       // Its worker died where nothing could record it (the database was down too,
       // say) and its job is gone: it would block the district for ever.
-      await trx.updateTable('sync_runs')
+      // Only while still RUNNING: if its attempt commits meanwhile, its result stands.
+      const abandoned = await trx.updateTable('sync_runs')
         .set({ status: 'FAILED', phase: 'failed', finished_at: new Date(), error: `abandoned: no heartbeat since ${other.heartbeat_at?.toISOString() ?? 'it started'}; run ${runId} took over` })
-        .where('id', '=', other.id).execute();
-      await trx.deleteFrom('run_stage').where('run_id', '=', other.id).execute();
+        .where('id', '=', other.id).where('status', '=', 'RUNNING').executeTakeFirst();
+      if (Number(abandoned.numUpdatedRows) > 0) await dropStages(trx, sql`SELECT ${other.id}::uuid`);
     }
+    // Conditional as well: an older attempt of this very run may commit its
+    // result while we wait on the row, and that result must not be re-run or overwritten.
     const claimed = await trx.updateTable('sync_runs')
       .set({ status: 'RUNNING', started_at: current.started_at ?? new Date(), heartbeat_at: new Date(), attempts: sql`attempts + 1`, error: null })
-      .where('id', '=', runId).returningAll().executeTakeFirstOrThrow();
+      .where('id', '=', runId).where('status', 'in', ['QUEUED', 'RUNNING']).returningAll().executeTakeFirst();
+    if (!claimed) return { outcome: 'finished', run: await getRun(trx, runId) };
     return { outcome: 'claimed', run: claimed };
   });
 }
@@ -182,7 +197,8 @@ function runPatch(patch: RunPatch) {
     ...(patch.progress ? { progress: JSON.stringify(patch.progress) } : {}),
     ...(patch.counts ? { counts: JSON.stringify(patch.counts) } : {}),
     ...(patch.guard !== undefined ? { guard: patch.guard === null ? null : JSON.stringify(patch.guard) } : {}),
-    ...(patch.error !== undefined ? { error: patch.error } : {}),
+    // Errors quote providers' answers: no control characters into the row or a terminal.
+    ...(patch.error !== undefined ? { error: patch.error === null ? null : cleanText(patch.error) } : {}),
     ...(patch.stagedAt ? { staged_at: patch.stagedAt } : {}),
     ...(patch.stagedPages !== undefined ? { staged_pages: patch.stagedPages } : {}),
     ...(patch.finished ? { finished_at: new Date() } : {}),

@@ -74,7 +74,10 @@ export class SnapshotBuilder {
 
   add(batch: SnapshotBatch): void {
     if (batch.kind === 'quarantine') {
-      this.snapshot.quarantined.push(...batch.records);
+      // Their ids and reasons echo provider text: cleaned like any record (a NUL would fail the run's jsonb write).
+      for (const q of batch.records) {
+        this.snapshot.quarantined.push({ ...q, sourcedId: q.sourcedId === null ? null : q.sourcedId.length > MAX_SOURCED_ID ? printableId(q.sourcedId) : cleanText(q.sourcedId), reason: cleanText(q.reason).slice(0, 500) });
+      }
       return;
     }
     const { intern } = this;

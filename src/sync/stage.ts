@@ -1,4 +1,4 @@
-import { sql } from 'kysely';
+import { sql, type RawBuilder } from 'kysely';
 import type { Db } from '../../db/connection.js';
 import type { SnapshotBatch } from '../../connectors/types.js';
 import type { Snapshot } from '../reconcile/types.js';
@@ -18,8 +18,8 @@ const READ_PAGE = 4;
  * share mode while the page goes in, so a newer attempt's claim waits for it
  * and then clears it with the rest; once superseded, nothing is staged.
  */
-export async function stageBatch(db: Db, lease: RunLease, batch: SnapshotBatch): Promise<void> {
-  if (batch.records.length === 0) return;
+export async function stageBatch(db: Db, lease: RunLease, batch: SnapshotBatch): Promise<boolean> {
+  if (batch.records.length === 0) return false;
   const { runId, attempt } = lease;
   const result = await sql`
     INSERT INTO run_stage (run_id, seq, kind, records, data)
@@ -27,6 +27,7 @@ export async function stageBatch(db: Db, lease: RunLease, batch: SnapshotBatch):
     FROM sync_runs r WHERE r.id = ${runId}::uuid AND r.attempts = ${attempt} AND r.status = 'RUNNING'
     FOR SHARE OF r`.execute(db);
   if (Number(result.numAffectedRows ?? 0) === 0) throw new SupersededError(runId, attempt);
+  return true;
 }
 
 export async function countStagedPages(db: Db, runId: string): Promise<number> {
@@ -34,8 +35,28 @@ export async function countStagedPages(db: Db, runId: string): Promise<number> {
   return Number(row.n);
 }
 
-export async function clearStage(db: Db, runId: string): Promise<void> {
-  await db.deleteFrom('run_stage').where('run_id', '=', runId).execute();
+/**
+ * Deletes a run's staged pages. With a lease, only while that attempt holds the
+ * run (the run's row is locked in share mode meanwhile, as for staging).
+ */
+export async function clearStage(db: Db, runId: string, lease?: RunLease): Promise<void> {
+  if (!lease) {
+    await db.deleteFrom('run_stage').where('run_id', '=', runId).execute();
+    return;
+  }
+  // One statement, so the check and the delete see the same (locked) run row.
+  const { rows } = await sql<{ held: number }>`
+    WITH lease AS (SELECT id FROM sync_runs WHERE id = ${runId}::uuid AND attempts = ${lease.attempt} AND status = 'RUNNING' FOR SHARE),
+         gone AS (DELETE FROM run_stage WHERE run_id IN (SELECT id FROM lease) RETURNING 1)
+    SELECT (SELECT count(*) FROM lease)::int AS held, (SELECT count(*) FROM gone)::int AS deleted`.execute(db);
+  if (!rows[0]?.held) throw new SupersededError(runId, lease.attempt);
+}
+
+/** Drops the staged snapshots and plans (names, emails) of the runs a query selects. */
+export async function dropStages(db: Db, runIds: RawBuilder<unknown>): Promise<number> {
+  const pages = await sql`DELETE FROM run_stage WHERE run_id IN (${runIds})`.execute(db);
+  await sql`DELETE FROM run_plan_items WHERE run_id IN (${runIds})`.execute(db);
+  return Number(pages.numAffectedRows ?? 0);
 }
 
 /** Reads a run's staged snapshot back, page by page. */
