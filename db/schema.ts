@@ -179,6 +179,12 @@ export interface Database {
   sso_states: SsoStatesTable;
   sso_sessions: SsoSessionsTable;
   // --- end sign-in ---
+  // --- LTI 1.3 launches (issue #10): db/migrations/004_lti.ts ---
+  lti_registrations: LtiRegistrationsTable;
+  lti_deployments: LtiDeploymentsTable;
+  lti_nonces: LtiNoncesTable;
+  lti_launches: LtiLaunchesTable;
+  // --- end LTI ---
 }
 
 export type DistrictRow = Selectable<DistrictsTable>;
@@ -226,3 +232,46 @@ export interface SsoSessionsTable {
   expires_at: Timestamp;
 }
 // --- end sign-in ---
+
+// --- LTI 1.3 launches (issue #10) ---
+export interface LtiRegistrationsTable {
+  id: Generated<string>;
+  platform: string;
+  issuer: string;
+  client_id: string;
+  auth_url: string;
+  token_url: string;
+  jwks_url: string;
+  created_at: DefaultTimestamp;
+  updated_at: DefaultTimestamp;
+}
+
+export interface LtiDeploymentsTable {
+  registration_id: string;
+  deployment_id: string;
+  district_id: string;
+  match: string;
+  created_at: DefaultTimestamp;
+}
+
+export interface LtiNoncesTable {
+  issuer: string;
+  nonce: string;
+  expires_at: Timestamp;
+}
+
+export interface LtiLaunchesTable {
+  id: Generated<string>;
+  district_id: string;
+  user_id: string;
+  registration_id: string;
+  deployment_id: string;
+  subject: string;
+  context_id: string | null;
+  context_title: string | null;
+  resource_link_id: string | null;
+  roles: string[];
+  nrps_url: string | null;
+  launched_at: DefaultTimestamp;
+}
+// --- end LTI ---

@@ -11,12 +11,18 @@ export function readCookies(req: http.IncomingMessage): Map<string, string> {
   return out;
 }
 
-export interface CookieOptions { path: string; maxAgeSec?: number; secure: boolean }
+export interface CookieOptions { path: string; maxAgeSec?: number; secure: boolean; sameSite?: 'Lax' | 'None' }
 
-/** HttpOnly and SameSite=Lax always: Lax still sends the cookie on the provider's top-level redirect back to us. */
+/**
+ * HttpOnly always. SameSite=Lax by default: Lax still sends the cookie on the
+ * provider's top-level redirect back to us. SameSite=None (always with Secure,
+ * which browsers require for it) for a session made inside an LMS iframe, where
+ * every request to us is cross-site.
+ */
 export function serializeCookie(name: string, value: string, o: CookieOptions): string {
-  const parts = [`${name}=${encodeURIComponent(value)}`, `Path=${o.path}`, 'HttpOnly', 'SameSite=Lax'];
+  const sameSite = o.sameSite ?? 'Lax';
+  const parts = [`${name}=${encodeURIComponent(value)}`, `Path=${o.path}`, 'HttpOnly', `SameSite=${sameSite}`];
   if (o.maxAgeSec !== undefined) parts.push(`Max-Age=${o.maxAgeSec}`);
-  if (o.secure) parts.push('Secure');
+  if (o.secure || sameSite === 'None') parts.push('Secure');
   return parts.join('; ');
 }

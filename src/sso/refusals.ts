@@ -5,6 +5,8 @@ export const REFUSAL_STATUS = {
   invalid_state: 400,
   invalid_token: 401,
   provider_error: 403,
+  unknown_platform: 400,
+  unknown_deployment: 403,
   unknown_tenant: 403,
   wrong_district: 403,
   not_rostered: 403,

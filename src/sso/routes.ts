@@ -2,6 +2,7 @@ import type http from 'node:http';
 import * as client from 'openid-client';
 import { sql } from 'kysely';
 import type { AppContext } from '../context.js';
+import { createLtiHandler } from '../lti/routes.js';
 import { SecretBox } from '../secrets/secret-box.js';
 import { appsOf, bindingForDistrict, type SsoApp } from './config-store.js';
 import { readCookies, serializeCookie } from './cookies.js';
@@ -19,6 +20,9 @@ export interface SsoReply {
   body?: unknown;
 }
 
+/** The LTI routes (ltijs, an express app) write the response themselves. */
+export interface SsoHandled { handled: true }
+
 /** Binds a sign-in started here to the browser that started it. */
 const BROWSER_COOKIE = 'rostersync_oidc';
 
@@ -28,7 +32,10 @@ export class SessionSecretMissing extends Error {}
  * Sign-in routes (`/sso/*`), mounted by the HTTP server before its admin
  * routes. DESIGN.md "Sign-in (SSO)" is the contract.
  */
-export function createSsoHandler(ctx: AppContext): { handle(req: http.IncomingMessage, url: URL): Promise<SsoReply | null>; close(): Promise<void> } {
+export function createSsoHandler(ctx: AppContext): {
+  handle(req: http.IncomingMessage, url: URL, res?: http.ServerResponse): Promise<SsoReply | SsoHandled | null>;
+  close(): Promise<void>;
+} {
   const secret = ctx.config.SESSION_SECRET;
   if (!secret) throw new SessionSecretMissing('SESSION_SECRET must be set to serve sign-in (32+ random characters: openssl rand -base64 48); it signs the rostersync_session cookie');
   const publicUrl = ctx.config.PUBLIC_URL.replace(/\/+$/, '');
@@ -36,6 +43,8 @@ export function createSsoHandler(ctx: AppContext): { handle(req: http.IncomingMe
   const secure = new URL(publicUrl).protocol === 'https:';
   const sessions = new SessionStore(ctx.db, secret);
   const flow = new OidcFlow(SecretBox.fromConfig(ctx.config));
+  // LTI 1.3 launches (issue #10) share the session store, the refusals and /sso/me.
+  const lti = createLtiHandler(ctx, { secret, sessions, appUrl });
 
   const clearBrowserCookie = serializeCookie(BROWSER_COOKIE, '', { path: '/sso', maxAgeSec: 0, secure });
 
@@ -151,7 +160,11 @@ export function createSsoHandler(ctx: AppContext): { handle(req: http.IncomingMe
   }
 
   return {
-    async handle(req, url) {
+    async handle(req, url, res) {
+      if (url.pathname.startsWith('/lti/') && res) {
+        await lti.handle(req, res, url);
+        return { handled: true };
+      }
       if (!url.pathname.startsWith('/sso/')) return null;
       const method = req.method ?? 'GET';
       if (url.pathname === '/sso/me' && method === 'GET') return me(req);
@@ -161,7 +174,7 @@ export function createSsoHandler(ctx: AppContext): { handle(req: http.IncomingMe
       if (!m || !provider?.success || method !== 'GET') return { status: 404, body: { error: 'not_found', message: `no route ${method} ${url.pathname}` } };
       return m[2] === 'login' ? login(provider.data, url) : callback(provider.data, req, url);
     },
-    close: async () => undefined,
+    close: () => lti.close(),
   };
 }
 
