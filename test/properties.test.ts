@@ -51,7 +51,8 @@ function randomSnapshot(rand: () => number): Snapshot {
 
 async function makeDistrict(id: string, seats: { all: number; math: number; sch2: number }) {
   await upsertDistrict(t.ctx.db, {
-    id, schedule: null, guard: { deletionThresholdMin: 1_000_000, deletionThresholdPct: 100 },
+    // These histories test the license rules, not the guards: nothing is ever held.
+    id, schedule: null, guard: { deletionThresholdMin: 1_000_000, deletionThresholdPct: 100, lossThresholdPct: 100 },
     settings: { provider: 'clever', baseUrl: 'http://127.0.0.1:9', credentials: { token: 'unused' } },
   });
   await setLicensePool(t.ctx, id, { product: 'ALL', seats: seats.all, scope: { schools: [], grades: [], courses: [] } });
