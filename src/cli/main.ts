@@ -21,6 +21,7 @@ import { startHttpServer } from '../http/server.js';
 import { formatRun, formatTable, type Output } from './output.js';
 import { EXIT, run } from './command.js';
 import { registerSsoCommands } from './sso-commands.js';
+import { registerAuditCommand } from './audit-command.js';
 import { PlanFlags, PruneFlags, DistrictAddFlags, DistrictId, LicenseSetFlags, LimitFlags, SyncFlags, UsageError, UsersFlags, WorkerFlags, parseFlags, resolveSecret } from './flags.js';
 
 const runExit = (run: RunView) => (run.status === 'FAILED' ? EXIT.error : run.status === 'HELD' ? EXIT.held : EXIT.ok);
@@ -276,6 +277,7 @@ export function buildProgram(): Command {
     }));
 
   registerSsoCommands(program);
+  registerAuditCommand(program);
   return program;
 }
 

@@ -8,6 +8,7 @@ import { z } from 'zod';
 import type { AppContext } from '../context.js';
 import { NotFoundError, requireDistrict } from '../districts/repository.js';
 import { listUsers, poolUsage } from '../queries.js';
+import { personHistory } from '../audit/history.js';
 import { appliedSyncRuns, getRun, listRuns, toRunView } from '../sync/runs.js';
 import { PLAN_SECTIONS, readPlan } from '../sync/plan-items.js';
 import { ApprovalError, approveRun, triggerSync } from '../../jobs/trigger.js';
@@ -21,6 +22,8 @@ const HEALTH_CHECK_MS = 800;
 // Path ids: district ids as the CLI accepts them (flags.ts DistrictId), run ids as UUIDs.
 const DISTRICT_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
 const RUN_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+// An account id or a provider sourcedId: printable, bounded.
+const USER_REF = /^[^\u0000-\u001F\u007F]{1,255}$/;
 
 const SyncBody = z.object({ dryRun: z.boolean().optional(), full: z.boolean().optional() }).strict();
 const PlanQuery = z.object({
@@ -227,6 +230,9 @@ export async function startHttpServer(ctx: AppContext, port = ctx.config.PORT, h
     if ((m = /^\/api\/districts\/([^/]+)\/users$/.exec(url.pathname)) && method === 'GET') {
       const query = checked(UsersQuery, Object.fromEntries(url.searchParams));
       return { status: 200, body: await listUsers(ctx.db, pathId(m[1]!, DISTRICT_ID, 'district'), query) };
+    }
+    if ((m = /^\/api\/districts\/([^/]+)\/users\/([^/]+)\/audit$/.exec(url.pathname)) && method === 'GET') {
+      return { status: 200, body: await personHistory(ctx.db, pathId(m[1]!, DISTRICT_ID, 'district'), pathId(m[2]!, USER_REF, 'user')) };
     }
     if ((m = /^\/api\/runs\/([^/]+)$/.exec(url.pathname)) && method === 'GET') {
       return { status: 200, body: toRunView(await getRun(ctx.db, pathId(m[1]!, RUN_ID, 'run'))) };

@@ -1,6 +1,7 @@
 import { sql, type Transaction } from 'kysely';
 import type { Database } from '../../db/schema.js';
 import type { LocalState, Plan } from '../reconcile/types.js';
+import { PERSON_ACTION, PERSON_ENTITY, PersonRosterBuilder } from '../audit/person-roster.js';
 
 type Trx = Transaction<Database>;
 
@@ -24,6 +25,20 @@ async function audit(trx: Trx, scope: Scope, entity: string, rows: AuditRow[]): 
       SELECT ${scope.districtId}, ${scope.runId}::uuid, ${entity}, r.key, r.action,
              CASE WHEN r.reason IS NULL THEN NULL ELSE jsonb_build_object('reason', r.reason) END
       FROM unnest(${part.map((r) => r.key)}::text[], ${part.map((r) => r.action)}::text[], ${part.map((r) => r.reason ?? null)}::text[]) AS r(key, action, reason)`.execute(trx);
+  }
+}
+
+/**
+ * One compact row per person for the run's enrollment and seat changes: a first
+ * sync writes about one row per person here rather than one per membership and
+ * seat (src/audit/person-roster.ts has the format; src/audit/history.ts reads it).
+ */
+async function auditPeople(trx: Trx, scope: Scope, people: PersonRosterBuilder): Promise<void> {
+  for (const part of chunks(people.rows())) {
+    await sql`
+      INSERT INTO audit_log (district_id, run_id, entity, entity_key, action, detail)
+      SELECT ${scope.districtId}, ${scope.runId}::uuid, ${PERSON_ENTITY}, r->>'key', ${PERSON_ACTION}, r->'detail'
+      FROM jsonb_array_elements(${json(part)}) AS r`.execute(trx);
   }
 }
 
@@ -148,15 +163,15 @@ export async function applyPlan(trx: Trx, scope: Scope, plan: Plan, local: Local
       FROM unnest(${part.map((e) => userId(e.userSourcedId))}::uuid[], ${part.map((e) => classId(e.classSourcedId))}::bigint[], ${part.map((e) => e.role)}::text[],
                   ${part.map((e) => e.beginDate)}::date[], ${part.map((e) => e.endDate)}::date[]) AS r(user_id, class_id, role, begin_date, end_date)`.execute(trx);
   }
-  await audit(trx, scope, 'enrollment', [
-    ...plan.enrollments.end.map((e) => ({ key: `${e.classSourcedId}/${e.userSourcedId}`, action: 'end', reason: e.reason })),
-    ...plan.enrollments.add.map((e) => ({ key: `${e.classSourcedId}/${e.userSourcedId}`, action: 'add' })),
-  ]);
+  const people = new PersonRosterBuilder();
+  for (const e of plan.enrollments.end) people.enrollmentEnded(e.userSourcedId, e.classSourcedId, e.reason);
+  for (const e of plan.enrollments.add) people.enrollmentAdded(e.userSourcedId, e.classSourcedId);
 
-  await applySeats(trx, scope, plan.seats, local, userId);
+  await applySeats(trx, scope, plan.seats, local, userId, people);
+  await auditPeople(trx, scope, people);
 }
 
-async function applySeats(trx: Trx, scope: Scope, seats: Plan['seats'], local: LocalState, userId: (sid: string) => string): Promise<void> {
+async function applySeats(trx: Trx, scope: Scope, seats: Plan['seats'], local: LocalState, userId: (sid: string) => string, people: PersonRosterBuilder): Promise<void> {
   const pools = new Map(local.pools.map((p) => [p.product, p.id]));
   const poolId = (product: string) => {
     const id = pools.get(product);
@@ -191,11 +206,8 @@ async function applySeats(trx: Trx, scope: Scope, seats: Plan['seats'], local: L
       FROM unnest(${pairs(part)}, ${order}::int[]) AS r(pool_id, user_id, ord)
       ON CONFLICT (pool_id, user_id) DO NOTHING`.execute(trx);
   }
-  const key = (s: { product: string; userSourcedId: string }) => `${s.product}/${s.userSourcedId}`;
-  await audit(trx, scope, 'seat', [
-    ...seats.release.map((s) => ({ key: key(s), action: 'release', reason: s.reason })),
-    ...seats.assign.map((s) => ({ key: key(s), action: 'assign' })),
-    ...seats.waitlistAdd.map((s) => ({ key: key(s), action: 'waitlist' })),
-    ...seats.waitlistRemove.map((s) => ({ key: key(s), action: 'unwaitlist' })),
-  ]);
+  for (const s of seats.release) people.seatReleased(s.userSourcedId, s.product, s.reason);
+  for (const s of seats.assign) people.seatAssigned(s.userSourcedId, s.product);
+  for (const s of seats.waitlistAdd) people.waitlisted(s.userSourcedId, s.product);
+  for (const s of seats.waitlistRemove) people.unwaitlisted(s.userSourcedId, s.product);
 }
