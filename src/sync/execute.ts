@@ -15,6 +15,8 @@ import { recordsBound } from './bounds.js';
 import { finishFailed } from './fail.js';
 import { clearStage, countStagedPages, dropStages, loadSnapshot, stageBatch } from './stage.js';
 import { SnapshotBuilder } from './snapshot-builder.js';
+import { BatchCoalescer } from './batch-coalescer.js';
+import type { SnapshotBatch } from '../../connectors/types.js';
 import { Interner } from './intern.js';
 
 export interface Progress {
@@ -109,6 +111,9 @@ export async function executeRun(ctx: AppContext, runId: string, hooks: ExecuteH
     return 'done';
   }
 }
+
+/** Records per staged page: provider pages smaller than this are gathered first. */
+const STAGE_BATCH_RECORDS = 1000;
 
 /** Quarantined records listed by name in a run's detail. */
 const QUARANTINE_DETAIL = 200;
@@ -212,6 +217,11 @@ async function fetchIntoStage(ctx: AppContext, connector: Connector, lease: RunL
   let progress: Progress = { phase: 'fetch', pages: 0, records: 0 };
   await report(progress);
   const abort = new AbortController();
+  const coalescer = new BatchCoalescer(STAGE_BATCH_RECORDS);
+  const stage = async (ready: SnapshotBatch) => {
+    if (await stageBatch(ctx.db, lease, ready)) pagesStaged += 1;
+    builder.add(ready);
+  };
   for await (const batch of connector.fetch({
     full: opts.full,
     since: opts.since,
@@ -223,13 +233,13 @@ async function fetchIntoStage(ctx: AppContext, connector: Connector, lease: RunL
       abort.abort();
       throw new Error(`the provider sent more than ${opts.maxRecords} records, far more than this district holds; stopped before the stage filled (a pagination that never ends?). Nothing was applied`);
     }
-    if (await stageBatch(ctx.db, lease, batch)) pagesStaged += 1;
-    builder.add(batch);
+    for (const ready of coalescer.push(batch)) await stage(ready);
     if (Date.now() - last > 250) {
       last = Date.now();
       await report(progress);
     }
   }
+  for (const ready of coalescer.flush()) await stage(ready);
   await report(progress);
   // What this attempt staged, checked against the table: pages lost or added by anyone else make the stage untrustworthy.
   const inTable = await countStagedPages(ctx.db, runId);
