@@ -36,6 +36,8 @@ const EnvSchema = z.object({
   RUN_STALE_MS: z.coerce.number().int().positive().default(15 * 60 * 1000),
   // Postgres session limits: no statement, lock wait or forgotten transaction runs for ever
   // (a silent partition mid-apply would otherwise keep the district's advisory lock held).
+  // Connections per process: a run uses up to two at once (its transaction and its heartbeat).
+  PG_POOL_MAX: z.coerce.number().int().min(2).max(1000).default(10),
   PG_STATEMENT_TIMEOUT_MS: z.coerce.number().int().positive().default(10 * 60 * 1000),
   PG_LOCK_TIMEOUT_MS: z.coerce.number().int().positive().default(2 * 60 * 1000),
   PG_IDLE_TX_TIMEOUT_MS: z.coerce.number().int().positive().default(60 * 1000),

@@ -22,6 +22,7 @@ export async function openContext(options: { config?: Config; logger?: Logger; m
   // Every command creates and migrates the database as needed, except `migrate`, which reports doing it.
   if (options.migrate !== false) await ensureDatabase(config.DATABASE_URL);
   const db = createDb(config.DATABASE_URL, {
+    max: config.PG_POOL_MAX,
     limits: { statementTimeoutMs: config.PG_STATEMENT_TIMEOUT_MS, lockTimeoutMs: config.PG_LOCK_TIMEOUT_MS, idleInTransactionTimeoutMs: config.PG_IDLE_TX_TIMEOUT_MS },
     onIdleError: (err) => logger.warn({ err: err.message }, 'Postgres connection lost (server restart, failover or terminated); the pool opens a new one'),
   });

@@ -259,6 +259,10 @@ export function buildProgram(): Command {
   program.command('worker').description('run the sync workers and the scheduler').option('--concurrency <n>', 'runs processed at once (one per district at most)', '2').addOption(json())
     .action(run(async (ctx, out, opts: Record<string, unknown>) => {
       const { concurrency } = parseFlags(WorkerFlags, opts);
+      // Each run may hold two connections; past the pool, runs would wait for one and fail.
+      if (concurrency !== undefined && concurrency * 2 > ctx.config.PG_POOL_MAX) {
+        throw new UsageError(`--concurrency ${concurrency} needs up to ${concurrency * 2} Postgres connections; PG_POOL_MAX is ${ctx.config.PG_POOL_MAX}: raise PG_POOL_MAX (and Postgres' max_connections) or lower --concurrency`);
+      }
       // maintain: keeps schedules registered (again after a Redis restart) and runs housekeeping.
       const worker = createSyncWorker(ctx, { concurrency, maintain: true });
       await syncSchedules(ctx);

@@ -94,6 +94,15 @@ export async function lockRuns(db: Db, districtId: string): Promise<void> {
   await sql`SELECT pg_advisory_xact_lock(hashtext('rostersync:runs'), hashtext(${districtId}))`.execute(db);
 }
 
+/**
+ * Whether no session holds the district's roster lock. When free, this
+ * transaction takes it until it ends (a moment: the claim's own commit).
+ */
+async function districtLockFree(db: Db, districtId: string): Promise<boolean> {
+  const { rows } = await sql<{ free: boolean }>`SELECT pg_try_advisory_xact_lock(hashtext('rostersync:district'), hashtext(${districtId})) AS free`.execute(db);
+  return rows[0]!.free;
+}
+
 export async function getRun(db: Db, runId: string): Promise<SyncRunRow> {
   if (!/^[0-9a-f-]{36}$/i.test(runId)) throw new NotFoundError(`'${runId}' is not a run id`);
   const row = await db.selectFrom('sync_runs').selectAll().where('id', '=', runId).executeTakeFirst();
@@ -148,6 +157,12 @@ export async function claimRun(db: Db, runId: string, staleMs: number): Promise<
     if (other) {
       const lastBeat = other.heartbeat_at?.getTime() ?? 0;
       if (Date.now() - lastBeat < staleMs) return { outcome: 'busy', blockedBy: other.id };
+      // No heartbeat is sent inside the apply transaction, so a long apply (a very
+      // large district, or one waiting for the district's lock) looks silent while
+      // its worker is alive. A live session holding the district's roster lock
+      // means the district is busy, not abandoned; a dead worker's session is
+      // ended by Postgres, which frees the lock.
+      if (!(await districtLockFree(trx, current.district_id))) return { outcome: 'busy', blockedBy: other.id };
       // Its worker died where nothing could record it (the database was down too,
       // say) and its job is gone: it would block the district for ever.
       // Only while still RUNNING: if its attempt commits meanwhile, its result stands.
