@@ -3,6 +3,7 @@ import { listLicenses, listUsers, type UserView } from '../src/queries.js';
 import { createTestEnv, type TestEnv } from './helpers/context.js';
 import { addPool, syncNow } from './helpers/district.js';
 import { oauth1Header } from '../connectors/http/oauth1.js';
+import { SCHOOLOGY_LISTS_IN_FLIGHT } from '../connectors/schoology/connector.js';
 import { addSchoologyDistrict, SGY_KEY, SGY_SECRET, startSchoology } from './helpers/schoology.js';
 
 // End to end through the real queue: fake Schoology (OAuth 1.0a checked, real
@@ -193,7 +194,12 @@ describe('faults keep everything as it was', () => {
       expect(run.error).toContain('personal API key');
       expect(run.error).toContain('system-level API key');
       expect(run.error).not.toContain(SGY_SECRET);
-      expect(server.requests.filter((r) => r.status === 401)).toHaveLength(1);
+      // Sections' members are read SCHOOLOGY_LISTS_IN_FLIGHT at a time: those already in flight are refused too, but none is retried.
+      const refused = server.requests.filter((r) => r.status === 401);
+      expect(refused.length).toBeGreaterThanOrEqual(1);
+      expect(refused.length).toBeLessThanOrEqual(SCHOOLOGY_LISTS_IN_FLIGHT);
+      expect(new Set(refused.map((r) => r.path)).size).toBe(refused.length);
+      expect(refused.every((r) => /\/v1\/sections\/\d+\/enrollments\?start=0&/.test(r.path))).toBe(true);
       expect(await state()).toEqual(before);
     } finally {
       server.options.personalKey = false;

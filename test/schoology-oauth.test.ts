@@ -1,5 +1,5 @@
 import { createHmac } from 'node:crypto';
-import { SchoologyConnector } from '../connectors/schoology/connector.js';
+import { SCHOOLOGY_BATCH_RECORDS, SCHOOLOGY_LISTS_IN_FLIGHT, SchoologyConnector } from '../connectors/schoology/connector.js';
 import { oauth1BaseString, oauth1Header, oauth1Signature, parseOAuthHeader } from '../connectors/http/oauth1.js';
 import { ProviderError } from '../connectors/http/errors.js';
 import type { SnapshotBatch } from '../connectors/types.js';
@@ -105,12 +105,15 @@ describe('the connector signs every request, retry and redirect afresh', () => {
       const redirected = server.requests.filter((r) => r.status === 303);
       expect(redirected.length).toBeGreaterThan(3);
       // Each 303 was followed by a request to the same list with redirected=1, carrying a nonce never used before.
+      // Sections are read a few at a time, so the hop is the next request to that list, not the next in the log.
       for (const r of redirected) {
         const i = server.authLog.findIndex((a) => a.path === r.path);
-        const hop = server.authLog[i + 1]!;
-        expect(hop.path).toContain('redirected=1');
-        expect(hop.nonce).not.toBe(server.authLog[i]!.nonce);
-        expect(hop.refused).toBeNull();
+        const target = new URL(r.path, 'http://x');
+        target.searchParams.set('redirected', '1');
+        const hop = server.authLog.slice(i + 1).find((a) => a.path === target.pathname + target.search);
+        expect(hop).toBeDefined();
+        expect(hop!.nonce).not.toBe(server.authLog[i]!.nonce);
+        expect(hop!.refused).toBeNull();
       }
       expect(server.authLog.filter((a) => a.refused)).toEqual([]);
       expect(new Set(server.noncesSeen()).size).toBe(server.authLog.length);
@@ -149,6 +152,59 @@ describe('the connector signs every request, retry and redirect afresh', () => {
     } finally {
       await plain.stop();
       await hmacOnly.stop();
+    }
+  });
+});
+
+describe('sections are read a few at a time, in order', () => {
+  const WIDE = { seed: 37, schools: 2, students: 150, sections: 24, enrollmentsPerStudent: 3 };
+
+  test('members come out in course and list order whatever order the answers land in, gathered into large batches, never more than the bound in flight', async () => {
+    // Uneven latency by section id: a later section often answers before an earlier one.
+    const slow = await startSchoology(WIDE, { latencyMs: (path) => (/\/sections\/(\d+)\/enrollments/.test(path) ? (Number(/\/sections\/(\d+)/.exec(path)![1]) % 5) * 12 : 3) });
+    try {
+      const batches = await drain(new SchoologyConnector(schoologySettings(slow, { pageSize: 200 }), logger));
+      expect(slow.maxInFlight).toBeGreaterThan(1);
+      expect(slow.maxInFlight).toBeLessThanOrEqual(SCHOOLOGY_LISTS_IN_FLIGHT);
+
+      // The oracle: each class's members read from the server one list at a time, in the order the classes were handed on.
+      const classes = batches.filter((b) => b.kind === 'classes').flatMap((b) => b.records).map((c) => (c as { sourcedId: string }).sourcedId);
+      expect(classes).toHaveLength(WIDE.sections);
+      const expected: string[] = [];
+      for (const id of classes) {
+        const path = `/sections/${id}/enrollments?start=0&limit=200`;
+        const authorization = oauth1Header('GET', `${slow.baseUrl}${path}`, SGY_KEY, SGY_SECRET, { signatureMethod: 'HMAC-SHA1', realm: 'Schoology API', token: '' });
+        const page = await (await fetch(`${slow.baseUrl}${path}`, { headers: { authorization } })).json() as { enrollment: { uid: string; status: string }[] };
+        for (const e of page.enrollment) if (['1', '2', '5'].includes(String(e.status))) expected.push(`${id}:${e.uid}`);
+      }
+      const enrollmentBatches = batches.filter((b) => b.kind === 'enrollments');
+      const got = enrollmentBatches.flatMap((b) => b.records).map((e) => { const en = e as { classSourcedId: string; userSourcedId: string }; return `${en.classSourcedId}:${en.userSourcedId}`; });
+      expect(expected.length).toBeGreaterThan(WIDE.students);
+      expect(got).toEqual(expected);
+
+      // Gathered across sections: every batch but the last is full, rather than one batch per section.
+      expect(enrollmentBatches.length).toBeLessThanOrEqual(Math.ceil(got.length / SCHOOLOGY_BATCH_RECORDS));
+      for (const b of enrollmentBatches.slice(0, -1)) expect(b.records.length).toBeGreaterThanOrEqual(SCHOOLOGY_BATCH_RECORDS);
+      expect(slow.authLog.filter((a) => a.refused)).toEqual([]);
+      expect(new Set(slow.noncesSeen()).size).toBe(slow.authLog.length);
+    } finally {
+      await slow.stop();
+    }
+  });
+
+  test('a failed section list fails the fetch: nothing after it is handed on as if complete', async () => {
+    const server = await startSchoology(WIDE);
+    const third = server.sid([...server.district.sections.keys()][2]!);
+    server.faults.push({ path: `/v1/sections/${third}/enrollments`, status: 404, times: 1 });
+    try {
+      const seen: SnapshotBatch[] = [];
+      const err = await (async () => { for await (const b of new SchoologyConnector(schoologySettings(server), logger).fetch({ full: true })) seen.push(b); })().catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(ProviderError);
+      expect((err as Error).message).toContain(`/sections/${third}/enrollments`);
+      // Users come after every section: a fetch cut short must not have reached them.
+      expect(seen.some((b) => b.kind === 'users')).toBe(false);
+    } finally {
+      await server.stop();
     }
   });
 });

@@ -7,6 +7,8 @@ import { oauth1Header } from '../http/oauth1.js';
 import { pagesAhead } from '../http/pages.js';
 import type { Connector, FetchOptions, SnapshotBatch } from '../types.js';
 import { classifySchoologyResponse, SCHOOLOGY_AUTH_HINT } from './errors.js';
+import { Gatherer } from './gather.js';
+import { inOrder } from './parallel.js';
 import { mapBuilding, mapCourse, mapEnrollment, mapGradingPeriod, mapInactiveUser, mapSchoolAsOrg, mapSection, mapUser, roleOf } from './map.js';
 import {
   SgyBuilding, SgyCourse, SgyEnrollment, SgyGradingPeriod, SgyInactiveUser, SgyRole, SgySchool, SgySection, SgyUser, sgyPage,
@@ -18,6 +20,17 @@ import {
  * the API allows.
  */
 export const SCHOOLOGY_MAX_LIMIT = 200;
+
+/**
+ * Lists (a course's sections, a section's enrollments) read at once. Schoology
+ * throttles per consumer key with 429 (its docs give no number to pace by:
+ * https://developers.schoology.com/api-documentation/rest-api-v1), so this
+ * stays a handful, not a burst; each list pages one request at a time.
+ */
+export const SCHOOLOGY_LISTS_IN_FLIGHT = 4;
+
+/** Classes and enrollments are handed on once about this many are gathered (one list is never split). */
+export const SCHOOLOGY_BATCH_RECORDS = 1000;
 
 /** One record of a page: read against its schema, or not (then quarantined, never fatal). */
 type Unread = { ok: false; id: string | null; reason: string; raw: unknown };
@@ -60,6 +73,10 @@ function sameHost(link: string | undefined, base: string): string | undefined {
  * out unless include_past=1) and each section's /enrollments; /users; then
  * /users/inactive. Lists page with start/limit and `links.next`. Schoology
  * has no change feed we can trust, so every fetch is a complete snapshot.
+ * Course section lists and section enrollment lists (nine in ten requests)
+ * are read a few at a time (inOrder) and handed on in the order asked, so
+ * the snapshot is the same as read one by one; their records are gathered
+ * into batches of ~SCHOOLOGY_BATCH_RECORDS.
  */
 export class SchoologyConnector implements Connector {
   readonly provider = 'schoology';
@@ -129,43 +146,62 @@ export class SchoologyConnector implements Connector {
     /** A section is current while one of its grading periods has not ended (DESIGN); unknown periods count as current. */
     const isCurrent = (s: SgySection) => s.grading_periods.length === 0 || s.grading_periods.some((id) => { const end = periodEnds.get(id); return end === undefined || end >= today; });
 
+    // Every list below one record (a course's sections, a section's members) is
+    // read SCHOOLOGY_LISTS_IN_FLIGHT at a time and handed on in the order asked,
+    // so the snapshot is the same as when they were read one by one.
+    const readAll = async <T>(path: string, key: string, schema: z.ZodType<T>, resource: string): Promise<Read<T>[]> => {
+      const all: Read<T>[] = [];
+      for await (const page of walk(path, key, schema, resource)) all.push(...page);
+      return all;
+    };
+    const sectionsOf = (courseId: string) => readAll(`/courses/${encodeURIComponent(courseId)}/sections`, 'section', SgySection, 'sections');
+    const classes = new Gatherer<ReturnType<typeof mapSection>>(SCHOOLOGY_BATCH_RECORDS);
+    /** Current sections in course order: their members are read once every course is. */
+    const current: string[] = [];
+
     for await (const page of walk('/courses', 'course', SgyCourse, 'courses')) {
       const { good, bad } = split(page);
-      for (const f of bad as Unread[]) {
-        // An unreadable course must not retire its sections: they are named so they stay exactly as they were.
-        const classes: string[] = [];
-        if (f.id) {
-          for await (const spage of walk(`/courses/${encodeURIComponent(f.id)}/sections`, 'section', SgySection, 'sections')) {
-            for (const r of spage) { const id = r.ok ? r.value.id : r.id; if (id) classes.push(id); }
-          }
-        }
-        yield { kind: 'quarantine', records: [{ kind: 'courses', sourcedId: f.id, reason: f.reason, ...(classes.length ? { refs: { classes } } : {}) }] };
+      const unread = bad as Unread[];
+      // An unreadable course must not retire its sections: they are named so they stay exactly as they were.
+      const named = inOrder(unread, SCHOOLOGY_LISTS_IN_FLIGHT, async (f) => ({ f, sections: f.id ? await sectionsOf(f.id) : [] }));
+      for await (const { f, sections } of named) {
+        const ids = sections.flatMap((r) => { const id = r.ok ? r.value.id : r.id; return id ? [id] : []; });
+        yield { kind: 'quarantine', records: [{ kind: 'courses', sourcedId: f.id, reason: f.reason, ...(ids.length ? { refs: { classes: ids } } : {}) }] };
       }
       if (good.length) yield { kind: 'courses', records: good.map(mapCourse) };
-      for (const course of good) {
-        for await (const spage of walk(`/courses/${encodeURIComponent(course.id)}/sections`, 'section', SgySection, 'sections')) {
-          const s = split(spage);
-          if (s.bad.length) yield quarantine('classes', s.bad, (f) => (f.id ? { classes: [f.id] } : undefined));
-          // Past sections are already left out by the API; this also drops one whose periods ended since they were listed.
-          const current = s.good.filter(isCurrent);
-          if (current.length) yield { kind: 'classes', records: current.map((sec) => mapSection(sec, course)) };
-          for (const section of current) {
-            for await (const epage of walk(`/sections/${encodeURIComponent(section.id)}/enrollments`, 'enrollment', SgyEnrollment, 'enrollments')) {
-              const e = split(epage);
-              if (e.bad.length) {
-                // The whole class is left as it was, and the member too when the uid can be read.
-                yield quarantine('enrollments', e.bad, (f) => {
-                  const uid = (f.raw as { uid?: unknown } | null)?.uid;
-                  return { classes: [section.id], ...(typeof uid === 'string' || typeof uid === 'number' ? { users: [String(uid)] } : {}) };
-                });
-              }
-              const mapped = e.good.map((en) => mapEnrollment(en, section.id)).filter((en) => en !== null);
-              if (mapped.length) yield { kind: 'enrollments', records: mapped };
-            }
-          }
-        }
+      for await (const { course, sections } of inOrder(good, SCHOOLOGY_LISTS_IN_FLIGHT, async (course) => ({ course, sections: await sectionsOf(course.id) }))) {
+        const s = split(sections);
+        if (s.bad.length) yield quarantine('classes', s.bad, (f) => (f.id ? { classes: [f.id] } : undefined));
+        // Past sections are already left out by the API; this also drops one whose periods ended since they were listed.
+        const live = s.good.filter(isCurrent);
+        current.push(...live.map((sec) => sec.id));
+        const full = classes.add(live.map((sec) => mapSection(sec, course)));
+        if (full) yield { kind: 'classes', records: full };
       }
     }
+    const lastClasses = classes.flush();
+    if (lastClasses) yield { kind: 'classes', records: lastClasses };
+
+    // ~118 members a section: gathered across sections so the stage gets a few
+    // hundred batches, not one per section.
+    const enrollments = new Gatherer<NonNullable<ReturnType<typeof mapEnrollment>>>(SCHOOLOGY_BATCH_RECORDS);
+    const members = inOrder(current, SCHOOLOGY_LISTS_IN_FLIGHT, async (sectionId) => ({
+      sectionId, members: await readAll(`/sections/${encodeURIComponent(sectionId)}/enrollments`, 'enrollment', SgyEnrollment, 'enrollments'),
+    }));
+    for await (const { sectionId, members: list } of members) {
+      const e = split(list);
+      if (e.bad.length) {
+        // The whole class is left as it was, and the member too when the uid can be read.
+        yield quarantine('enrollments', e.bad, (f) => {
+          const uid = (f.raw as { uid?: unknown } | null)?.uid;
+          return { classes: [sectionId], ...(typeof uid === 'string' || typeof uid === 'number' ? { users: [String(uid)] } : {}) };
+        });
+      }
+      const full = enrollments.add(e.good.map((en) => mapEnrollment(en, sectionId)).filter((en) => en !== null));
+      if (full) yield { kind: 'enrollments', records: full };
+    }
+    const lastEnrollments = enrollments.flush();
+    if (lastEnrollments) yield { kind: 'enrollments', records: lastEnrollments };
 
     let rostered = 0;
     for await (const page of walk('/users', 'user', SgyUser, 'users')) {
