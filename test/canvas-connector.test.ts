@@ -190,4 +190,24 @@ describe('Canvas connector against the fake Canvas', () => {
       server.options.downloadOrigin = undefined;
     }
   });
+
+  // Last: churn changes the district for good. The fake keeps its sorted listings per district version;
+  // a stale cache would serve the leavers and miss the joiners on both paths.
+  test('after a churn both paths read the changed district (the fake rebuilds its cached listings)', async () => {
+    const before = new Set(server.district.students.keys());
+    const res = await fetch(`${server.url}/__control/churn`, { method: 'POST', body: JSON.stringify({ pct: 10, seed: 5 }) });
+    expect(await res.json()).toEqual(expect.objectContaining({ left: expect.any(Number), joined: expect.any(Number) }));
+    const after = new Set(server.district.students.keys());
+    const left = [...before].filter((id) => !after.has(id)).map(canvasUserId);
+    const joined = [...after].filter((id) => !before.has(id)).map(canvasUserId);
+    expect(left.length).toBeGreaterThan(0);
+    expect(joined.length).toBeGreaterThan(0);
+    const churnedRest = await read(server, { path: 'rest' });
+    const churnedReport = await read(server, { path: 'report', reportPollMs: 5 });
+    const userIds = new Set(churnedRest.snapshot.users.map((u) => u.sourcedId));
+    for (const id of joined) expect([id, userIds.has(id)]).toEqual([id, true]);
+    for (const id of left) expect([id, userIds.has(id)]).toEqual([id, false]);
+    expect(churnedRest.snapshot.users).not.toEqual(rest.snapshot.users);
+    expect(churnedReport.snapshot).toEqual(churnedRest.snapshot);
+  });
 });

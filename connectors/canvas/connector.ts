@@ -7,9 +7,9 @@ import type { Connector, FetchOptions, SnapshotBatch } from '../types.js';
 import { CanvasRefusalError, TOKEN_HINT, classifyCanvas } from './errors.js';
 import type { CanvasAccountNode, CanvasEnrollmentRecord, CanvasSectionRecord } from './model.js';
 import { RateLimitPacer } from './pacer.js';
-import { inParallel } from './parallel.js';
+import { inParallel } from '../http/parallel.js';
 import { postForm } from './post.js';
-import { awaitReport, readReport, reportParameters, type ReportRoster } from './report.js';
+import { ProvisioningReport, awaitReport, reportParameters } from './report.js';
 import { PER_PAGE, enrollmentRefs, restCourse, restEnrollment, restSection, restUser, userRefs, walk } from './rest.js';
 import { RosterAssembler } from './roster.js';
 import { CanvasAccount, CanvasCourse, CanvasEnrollment, CanvasReport, CanvasSection, CanvasUser } from './wire.js';
@@ -18,8 +18,10 @@ import { chunks } from './batch.js';
 export interface CanvasConnectorOptions {
   /** 'auto' (default) tries the provisioning report and falls back to REST when it is not permitted. */
   path?: 'auto' | 'report' | 'rest';
-  /** Between report status polls; default from the district's minRetryDelayMs (×4, 20 ms – 5 s). */
+  /** Longest wait between report status polls; default from the district's minRetryDelayMs (×4, 20 ms – 5 s). */
   reportPollMs?: number;
+  /** First wait between report status polls, doubled after each poll up to reportPollMs (default 250 ms, at most reportPollMs). */
+  reportFirstPollMs?: number;
   /** Give up on a report still running after this long and use REST (default 30 min). */
   reportMaxWaitMs?: number;
   /** Courses read at once on the REST path (each walks one page ahead: twice this many requests in flight at most). */
@@ -123,11 +125,11 @@ export class CanvasConnector implements Connector {
       }
       const assembler = new RosterAssembler(districtId, accounts);
 
-      let report: ReportRoster | null = null;
+      let report: ProvisioningReport | null = null;
       const path = this.options.path ?? 'auto';
       if (path !== 'rest') {
         const outcome = await this.tryReport(http, districtId, pacer, throttleWaitMs, options.signal, () => { posts += 1; }, run);
-        if ('roster' in outcome) report = outcome.roster;
+        if ('report' in outcome) report = outcome.report;
         else {
           if (path === 'report') throw new ProviderError(`Canvas: the provisioning report could not be used: ${outcome.fallback}`, 'client');
           run.reportFallback = outcome.fallback;
@@ -139,8 +141,7 @@ export class CanvasConnector implements Connector {
       yield { kind: 'orgs', records: assembler.schools() };
       if (report) {
         run.path = 'report';
-        options.onPage?.({ pages: ++pages, records: (records += report.rows), resource: 'provisioning report' });
-        yield* this.fromReport(report, assembler);
+        yield* this.fromReport(report, assembler, (n) => options.onPage?.({ pages: ++pages, records: (records += n), resource: 'provisioning report' }));
       } else {
         run.path = 'rest';
         yield* this.fromRest(http, districtId, assembler, progress, quarantined);
@@ -153,15 +154,32 @@ export class CanvasConnector implements Connector {
     }
   }
 
-  private async *fromReport(r: ReportRoster, assembler: RosterAssembler): AsyncIterable<SnapshotBatch> {
-    assembler.addTerms(r.terms);
-    const { courses, terms } = assembler.addCourses(r.courses);
+  /**
+   * The report, part by part in the order the assembler needs; enrollments and
+   * users are mapped and handed on a batch at a time as they are parsed, so
+   * neither the report nor its rows are ever held whole.
+   */
+  private async *fromReport(r: ProvisioningReport, assembler: RosterAssembler, read: (rows: number) => void): AsyncIterable<SnapshotBatch> {
+    let counted = 0;
+    const progress = () => { read(r.rows - counted); counted = r.rows; };
+    assembler.addTerms(await r.terms());
+    const { courses, terms } = assembler.addCourses(await r.courses());
     yield* chunks('academicSessions', terms, BATCH);
     yield* chunks('courses', courses, BATCH);
-    yield* chunks('classes', assembler.addSections(r.sections), BATCH);
-    yield* chunks('enrollments', assembler.addEnrollments(r.enrollments), BATCH);
-    const users = r.users.map((u) => assembler.user(u)).filter((u) => u !== null);
-    yield* chunks('users', users, BATCH);
+    yield* chunks('classes', assembler.addSections(await r.sections()), BATCH);
+    progress();
+    for await (const batch of r.enrollments(BATCH)) {
+      progress();
+      const enrollments = assembler.addEnrollments(batch);
+      if (enrollments.length) yield { kind: 'enrollments', records: enrollments };
+    }
+    // Users last: a Canvas user's role and schools come from their enrollments (roster.ts).
+    for await (const batch of r.users(BATCH)) {
+      progress();
+      const users = batch.map((u) => assembler.user(u)).filter((u) => u !== null);
+      if (users.length) yield { kind: 'users', records: users };
+    }
+    progress();
     if (r.quarantined.length) yield { kind: 'quarantine', records: r.quarantined };
   }
 
@@ -235,7 +253,7 @@ export class CanvasConnector implements Connector {
   private async tryReport(
     http: ProviderHttpClient, districtId: string, pacer: RateLimitPacer, throttleWaitMs: number,
     signal: AbortSignal | undefined, countPost: () => void, run: CanvasRunInfo,
-  ): Promise<{ roster: ReportRoster } | { fallback: string }> {
+  ): Promise<{ report: ProvisioningReport } | { fallback: string }> {
     const s = this.settings;
     const reportsUrl = http.resolve(`/accounts/${districtId}/reports/provisioning_csv`);
     const mustFail = (err: unknown) => signal?.aborted || (err instanceof CanvasRefusalError && err.refusal === 'token');
@@ -257,6 +275,7 @@ export class CanvasConnector implements Connector {
       const pollMs = this.options.reportPollMs ?? Math.min(5000, Math.max(20, (s.minRetryDelayMs ?? 500) * 4));
       const done = await awaitReport({
         pollMs,
+        firstPollMs: Math.min(pollMs, this.options.reportFirstPollMs ?? 250),
         maxWaitMs: this.options.reportMaxWaitMs ?? 30 * 60_000,
         signal,
         status: async () => {
@@ -267,7 +286,7 @@ export class CanvasConnector implements Connector {
       });
       if ('failed' in done) return { fallback: done.failed };
       const { body } = await http.getBytes(done.url);
-      return { roster: readReport(body) };
+      return { report: ProvisioningReport.open(body) };
     } catch (err) {
       if (mustFail(err)) throw err;
       return { fallback: (err as Error).message };

@@ -8,7 +8,7 @@ import { pagesAhead } from '../http/pages.js';
 import type { Connector, FetchOptions, SnapshotBatch } from '../types.js';
 import { classifySchoologyResponse, SCHOOLOGY_AUTH_HINT } from './errors.js';
 import { Gatherer } from './gather.js';
-import { inOrder } from './parallel.js';
+import { inOrder } from '../http/parallel.js';
 import { mapBuilding, mapCourse, mapEnrollment, mapGradingPeriod, mapInactiveUser, mapSchoolAsOrg, mapSection, mapUser, roleOf } from './map.js';
 import {
   SgyBuilding, SgyCourse, SgyEnrollment, SgyGradingPeriod, SgyInactiveUser, SgyRole, SgySchool, SgySection, SgyUser, sgyPage,

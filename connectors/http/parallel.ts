@@ -1,3 +1,30 @@
+// Bounded parallelism for connectors: a few requests in flight, never a burst
+// (Canvas charges every request in flight against its bucket; Schoology answers bursts with 429).
+
+/**
+ * Runs `work` over `items` with at most `limit` at once and yields each result
+ * as it lands (not in input order). Canvas's throttle charges every request
+ * in flight up front, so a small limit keeps the bucket from draining.
+ */
+export async function* inParallel<T, R>(items: readonly T[], limit: number, work: (item: T) => Promise<R>): AsyncIterable<R> {
+  const running = new Map<number, Promise<{ i: number; r: R }>>();
+  let next = 0;
+  const launch = () => {
+    const i = next++;
+    const p = work(items[i]!).then((r) => ({ i, r }));
+    // If we stop early (an error elsewhere), a later failure here must not go unhandled.
+    p.catch(() => undefined);
+    running.set(i, p);
+  };
+  while (next < items.length && running.size < limit) launch();
+  while (running.size) {
+    const { i, r } = await Promise.race(running.values());
+    running.delete(i);
+    if (next < items.length) launch();
+    yield r;
+  }
+}
+
 /**
  * Runs `work` over `items` with at most `limit` at once and yields the results
  * in input order, so a snapshot read in parallel is the same, record for
@@ -6,8 +33,8 @@
  * or waiting, whatever the consumer's pace — Schoology answers a burst with
  * 429, and memory stays bounded by the window.
  *
- * Canvas has a sibling (connectors/canvas/parallel.ts, `inParallel`) that
- * yields in completion order; the two could live together in connectors/http.
+ * `inParallel` above is its sibling that
+ * yields in completion order.
  */
 export async function* inOrder<T, R>(items: Iterable<T>, limit: number, work: (item: T) => Promise<R>): AsyncIterable<R> {
   if (!Number.isInteger(limit) || limit < 1) throw new RangeError(`inOrder: limit must be a positive integer, got ${limit}`);
