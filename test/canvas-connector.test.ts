@@ -4,7 +4,7 @@ import { canvasRefusal } from '../connectors/canvas/errors.js';
 import type { FakeCanvasServer } from '../fixtures/canvas/server.js';
 import { createLogger } from '../src/logger.js';
 import type { CanvasSettings } from '../src/districts/settings.js';
-import { canvasSectionId, canvasSettings, canvasUserId, collect, startCanvas, type Canonical } from './helpers/canvas.js';
+import { canvasSettings, canvasUserId, collect, startCanvas, type Canonical } from './helpers/canvas.js';
 
 const logger = createLogger('silent');
 const SPEC = { seed: 41, schools: 3, students: 230, sections: 12, enrollmentsPerStudent: 2 };

@@ -1,5 +1,4 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import net from 'node:net';
 import { Writable } from 'node:stream';
 import { sql } from 'kysely';
 import { LtiTestPlatform, ROLE, type LaunchSpec, type PlatformUser } from '../fixtures/lti/platform.js';
@@ -11,6 +10,7 @@ import { createLogger } from '../src/logger.js';
 import { runCli } from './helpers/cli.js';
 import { createTestEnv, type TestEnv } from './helpers/context.js';
 import { LtiBrowser, type Hop } from './helpers/lti.js';
+import { freePort } from './helpers/net.js';
 
 const CANVAS_ISS = 'https://canvas.instructure.com';
 const SCHOOLOGY_ISS = 'https://schoology.schoology.com';
@@ -24,13 +24,6 @@ let server: { url: string; close(): Promise<void> };
 let canvas: LtiTestPlatform;
 let schoology: LtiTestPlatform;
 
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
-  const { port } = s.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  return port;
-}
 
 interface Account { sourcedId: string; sisId: string; status?: 'ACTIVE' | 'DELETED'; given: string; family: string }
 

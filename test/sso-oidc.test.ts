@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import net from 'node:net';
 import { sql } from 'kysely';
 import { RosterDistrict } from '../fixtures/district.js';
 import { ClassLinkInfoServer } from '../fixtures/oidc/classlink-info-server.js';
@@ -20,6 +19,7 @@ import type { Snapshot } from '../src/reconcile/types.js';
 import { applyPlan } from '../src/sync/apply.js';
 import { loadLocalState } from '../src/sync/local-state.js';
 import { Browser, isCallback, startOidcProvider, type Hop } from './helpers/oidc.js';
+import { freePort } from './helpers/net.js';
 
 const SPEC = { seed: 91, schools: 2, students: 24, sections: 6, enrollmentsPerStudent: 2 };
 const CLEVER_APP = { clientId: 'clever-app-1', clientSecret: 'clever-secret-do-not-print' };
@@ -36,13 +36,6 @@ let clever: FakeOidcProvider;
 let classlink: FakeOidcProvider;
 let myInfo: ClassLinkInfoServer;
 
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
-  const { port } = s.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  return port;
-}
 
 const studentsOf = (roster: RosterDistrict) => [...roster.students.values()];
 

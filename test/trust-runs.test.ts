@@ -21,7 +21,8 @@ import { SnapshotBuilder } from '../src/sync/snapshot-builder.js';
 import { waitForRun } from '../src/sync/wait.js';
 import { adminQuery, createTestEnv, type TestEnv } from './helpers/context.js';
 import { addCleverDistrict, addPool, startClever, syncNow } from './helpers/district.js';
-import { freePort, OwnRedis } from './helpers/redis-server.js';
+import { OwnRedis } from './helpers/redis-server.js';
+import { freePort } from './helpers/net.js';
 import { TcpProxy } from './helpers/tcp-proxy.js';
 
 // Issue #6, "runs never get stuck, never run twice": each fault is reproduced

@@ -12,7 +12,7 @@ export class TcpProxy {
   private cutOff = false;
   port = 0;
 
-  constructor(private readonly target: { host: string; port: number }) {
+  constructor(target: { host: string; port: number }) {
     this.server = net.createServer((client) => {
       const upstream = net.connect(target.port, target.host);
       const pair: [net.Socket, net.Socket] = [client, upstream];
