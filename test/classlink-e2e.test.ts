@@ -208,3 +208,23 @@ test('a server that sends only X-Total-Count (no Link header) and caps limit is 
     await server.stop();
   }
 });
+
+test('after a purge of all roster data, the next sync is a full snapshot that rosters the district again, not a delta that finds nothing', async () => {
+  const server = new FakeOneRosterServer(new RosterDistrict({ ...SPEC, seed: 83 }), { version: '1.2', auth: CASES[1]![2], maxLimit: 25 });
+  await server.start();
+  try {
+    await upsertDistrict(t.ctx.db, { id: 'cl-purge', schedule: null, settings: settingsFor(server) });
+    const people = 90 + server.district.teachers.size;
+    expect(await syncNow(t.ctx, 'cl-purge')).toMatchObject({ status: 'SUCCEEDED', full: true, counts: { usersCreated: people } });
+    // Normally the next run is a delta …
+    expect(await syncNow(t.ctx, 'cl-purge')).toMatchObject({ status: 'SUCCEEDED', full: false });
+    const { purgeDistrict } = await import('../src/sync/purge.js');
+    await purgeDistrict(t.ctx, 'cl-purge', 'all-roster-data');
+    // … but not after the roster was erased: everyone comes back.
+    const again = await syncNow(t.ctx, 'cl-purge');
+    expect(again).toMatchObject({ status: 'SUCCEEDED', full: true, deltaSince: null, counts: { usersCreated: people } });
+    expect(await listUsers(t.ctx.db, 'cl-purge', { status: 'ACTIVE' })).toHaveLength(people);
+  } finally {
+    await server.stop();
+  }
+});

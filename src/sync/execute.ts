@@ -192,8 +192,14 @@ export async function reconcileAndApply(ctx: AppContext, district: District, sna
  */
 async function chooseSnapshotKind(ctx: AppContext, districtId: string, connector: Connector, run: SyncRunRow): Promise<{ complete: boolean; since: Date | null }> {
   if (run.full_snapshot || run.dry_run || !connector.supportsDelta) return { complete: true, since: null };
-  const applied = appliedSyncRuns(ctx.db).select(['started_at', 'full_snapshot'])
+  // A purge of all roster data erased what earlier runs applied: a delta since
+  // them would find almost nothing to bring back. Only runs after it count.
+  const purge = await ctx.db.selectFrom('audit_log').select((eb) => eb.fn.max('at').as('at'))
+    .where('district_id', '=', districtId).where('entity', '=', 'district').where('action', '=', 'purge')
+    .where(sql<boolean>`detail->>'scope' = 'all-roster-data'`).executeTakeFirst();
+  let applied = appliedSyncRuns(ctx.db).select(['started_at', 'full_snapshot'])
     .where('district_id', '=', districtId).where('id', '!=', run.id).orderBy('started_at', 'desc');
+  if (purge?.at) applied = applied.where('started_at', '>', purge.at);
   const last = await applied.executeTakeFirst();
   const lastFull = await applied.where('full_snapshot', '=', true).executeTakeFirst();
   if (!last?.started_at || !lastFull?.started_at) return { complete: true, since: null };
