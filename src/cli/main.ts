@@ -272,7 +272,7 @@ export function buildProgram(): Command {
       await worker.close();
     }));
 
-  program.command('serve').description('run the HTTP server: admin API, health, metrics').addOption(json())
+  program.command('serve').description('run the HTTP server: admin API, sign-in (OpenID Connect, LTI 1.3), health, metrics').addOption(json())
     .action(run(async (ctx, out) => {
       const server = await startHttpServer(ctx);
       out.note(`rostersync HTTP server listening on ${server.listening}`);
