@@ -256,6 +256,25 @@ describe('refusals leave no session and change no account', () => {
     await refused(() => startA(), 'invalid_token', 401);
   });
 
+  it('a refused sign-in also ends the session this browser already had (a shared classroom device)', async () => {
+    const browser = new Browser();
+    loginA();
+    await startA(browser);
+    expect((await me(browser)).status).toBe(200);
+    const earlier = browser.cookie(publicUrl, 'rostersync_session')!;
+    // The next person at the same device is refused …
+    loginA();
+    clever.tamperNextIdToken({ mode: 'foreign-key' });
+    const hop = await startA(browser);
+    expectRefusal(hop, 'invalid_token', 401);
+    expect(hop.setCookies.some((c) => c.startsWith('rostersync_session=') && /Max-Age=0/.test(c))).toBe(true);
+    // … and does not find the previous person signed in, even with the old cookie replayed.
+    expect((await me(browser)).status).toBe(401);
+    const replay = new Browser();
+    replay.setCookie(publicUrl, 'rostersync_session', earlier);
+    expect((await me(replay)).status).toBe(401);
+  });
+
   it('provider_error: the provider redirects back with error=', async () => {
     clever.loginAs(undefined);
     await refused(() => startA(), 'provider_error', 403);

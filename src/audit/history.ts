@@ -63,7 +63,11 @@ export async function personHistory(db: Db, districtId: string, userRef: string)
   const legacyPrefix = `${likeLiteral([...sid].reverse().join(''))}/%`;
   const hits = await sql<AuditHit>`
     WITH ids AS (
-      SELECT id FROM audit_log WHERE district_id = ${districtId} AND entity_key = ${sid} AND entity IN ('user', ${PERSON_ENTITY}, 'sso')
+      SELECT id FROM audit_log WHERE district_id = ${districtId} AND entity_key = ${sid}
+        AND (entity IN ('user', ${PERSON_ENTITY})
+          -- Sign-ins keyed by the provider's id are this person's only where that id is their sourcedId:
+          -- Clever/ClassLink sign-ins, but not LTI (keyed by the LMS's sub) nor another tenant's identity refused here.
+          OR (entity = 'sso' AND detail->>'provider' IN ('clever', 'classlink') AND action <> 'refused:wrong_district'))
       UNION
       SELECT id FROM audit_log WHERE district_id = ${districtId} AND entity IN ('enrollment', 'seat') AND reverse(entity_key) LIKE ${legacyPrefix}
       UNION

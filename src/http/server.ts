@@ -258,7 +258,8 @@ export async function startHttpServer(ctx: AppContext, port = ctx.config.PORT, h
       .catch((err: unknown) => {
         const status = err instanceof HttpError ? err.status : err instanceof NotFoundError ? 404 : err instanceof ApprovalError ? 409
           : storeUnavailable(err) ? 503 : 500;
-        if (status >= 500) ctx.logger.error({ err: (err as Error).message, url: req.url }, 'HTTP request failed');
+        // The path only: a query string can carry a sign-in code or state.
+        if (status >= 500) ctx.logger.error({ err: (err as Error).message, path: (req.url ?? '/').split('?')[0] }, 'HTTP request failed');
         res.writeHead(status, { 'content-type': 'application/json' });
         // A store being down is said as such (what to check); anything else stays an internal error.
         const message = status === 503 ? storeMessage(err) : status === 500 ? 'internal error' : (err as Error).message;

@@ -1,7 +1,7 @@
 import type http from 'node:http';
 import { decodeJwt } from 'jose';
 import type { AppContext } from '../context.js';
-import { serializeCookie } from '../sso/cookies.js';
+import { readCookies, serializeCookie } from '../sso/cookies.js';
 import { SignInRefusal, auditSignIn } from '../sso/refusals.js';
 import { SESSION_COOKIE, SESSION_TTL_SEC, type SessionStore } from '../sso/session-store.js';
 import { LtijsToken, acceptLaunch } from './launch.js';
@@ -64,6 +64,9 @@ export function createLtiHandler(ctx: AppContext, deps: { secret: string; sessio
     const districtId = typeof err.detail.districtId === 'string' ? err.detail.districtId : null;
     await auditSignIn(ctx.db, { districtId, provider: AUDIT_PROVIDER, subject, outcome: err.code, detail: { message: err.message, ...err.detail, claimed: claimedOf(req) } });
     ctx.logger.info({ provider: AUDIT_PROVIDER, code: err.code, districtId, detail: err.detail }, 'LTI launch refused');
+    // No session survives a refusal, not even this browser's earlier one (a shared device).
+    await deps.sessions.destroy(readCookies(req).get(SESSION_COOKIE));
+    if (!res.headersSent) appendSetCookie(res, serializeCookie(SESSION_COOKIE, '', { path: '/', maxAgeSec: 0, secure: true, sameSite: 'None' }));
     sendJson(res, err.status, { error: err.code, message: err.message });
   }
 
@@ -90,6 +93,8 @@ export function createLtiHandler(ctx: AppContext, deps: { secret: string; sessio
         const launch = parsed.data;
         try {
           const accepted = await acceptLaunch(ctx, launch, String(req.body?.id_token ?? ''));
+          // A new launch replaces whatever session this browser had.
+          await deps.sessions.destroy(readCookies(req).get(SESSION_COOKIE));
           cookie = await deps.sessions.create({ userId: accepted.userId, districtId: accepted.districtId, via: 'lti' });
           await auditSignIn(ctx.db, { districtId: accepted.districtId, provider: AUDIT_PROVIDER, subject: launch.user, outcome: 'signed-in', detail: { userId: accepted.userId, launchId: accepted.launchId, deploymentId: launch.deploymentId, contextId: launch.platformContext.context?.id ?? null } });
         } finally {

@@ -6,7 +6,12 @@ export function readCookies(req: http.IncomingMessage): Map<string, string> {
     const i = part.indexOf('=');
     if (i <= 0) continue;
     const name = part.slice(0, i).trim();
-    if (!out.has(name)) out.set(name, decodeURIComponent(part.slice(i + 1).trim()));
+    if (out.has(name)) continue;
+    const raw = part.slice(i + 1).trim();
+    // Another app on this host may set a cookie that is not valid percent-encoding: keep it raw rather than fail every route.
+    let value = raw;
+    try { value = decodeURIComponent(raw); } catch { /* not ours, not encoded by us */ }
+    out.set(name, value);
   }
   return out;
 }

@@ -47,12 +47,19 @@ export function createSsoHandler(ctx: AppContext): {
   const lti = createLtiHandler(ctx, { secret, sessions, appUrl });
 
   const clearBrowserCookie = serializeCookie(BROWSER_COOKIE, '', { path: '/sso', maxAgeSec: 0, secure });
+  const clearSessionCookie = serializeCookie(SESSION_COOKIE, '', { path: '/', maxAgeSec: 0, secure });
 
-  async function refuse(provider: string, err: SignInRefusal, subject: string | null): Promise<SsoReply> {
+  /**
+   * A refusal leaves no session at all, not even an earlier one of this
+   * browser: on a shared classroom device, the next person refused must not
+   * find the previous person still signed in.
+   */
+  async function refuse(provider: string, err: SignInRefusal, subject: string | null, req: http.IncomingMessage): Promise<SsoReply> {
+    await sessions.destroy(readCookies(req).get(SESSION_COOKIE));
     const districtId = typeof err.detail.districtId === 'string' ? err.detail.districtId : typeof err.detail.startedFor === 'string' ? err.detail.startedFor : null;
     await auditSignIn(ctx.db, { districtId, provider, subject, outcome: err.code, detail: { message: err.message, ...err.detail } });
     ctx.logger.info({ provider, code: err.code, districtId, detail: err.detail }, 'sign-in refused');
-    return { status: err.status, headers: { 'set-cookie': clearBrowserCookie }, body: { error: err.code, message: err.message } };
+    return { status: err.status, headers: { 'set-cookie': [clearBrowserCookie, clearSessionCookie] }, body: { error: err.code, message: err.message } };
   }
 
   async function login(provider: SsoProvider, url: URL): Promise<SsoReply> {
@@ -110,6 +117,8 @@ export function createSsoHandler(ctx: AppContext): {
       subject = identity.sourcedId || null;
       const binding = await findDistrict(ctx, app, identity, started?.districtId);
       const account = await findAccount(ctx, binding, identity);
+      // A new sign-in replaces whatever session this browser had.
+      await sessions.destroy(readCookies(req).get(SESSION_COOKIE));
       const cookie = await sessions.create({ userId: account.userId, districtId: account.districtId, via: provider });
       await auditSignIn(ctx.db, { districtId: account.districtId, provider, subject, outcome: 'signed-in', detail: { userId: account.userId, portalLaunch: !started, jitCreated: account.created } });
       return {
@@ -121,7 +130,7 @@ export function createSsoHandler(ctx: AppContext): {
         body: '',
       };
     } catch (err) {
-      if (err instanceof SignInRefusal) return refuse(provider, err, subject);
+      if (err instanceof SignInRefusal) return refuse(provider, err, subject, req);
       throw err;
     }
   }
