@@ -211,3 +211,27 @@ describe('Canvas connector against the fake Canvas', () => {
     expect(churnedReport.snapshot).toEqual(churnedRest.snapshot);
   });
 });
+
+test('a damaged report part fails the read instead of silently losing rows (streaming inflate checks no CRC)', async () => {
+  const { zipSync, strToU8 } = await import('fflate');
+  const { ProvisioningReport } = await import('../connectors/canvas/report.js');
+  const users = ['canvas_user_id,user_id,login_id,first_name,last_name,full_name,sortable_name,short_name,email,status,created_by_sis',
+    ...Array.from({ length: 2000 }, (_, i) => `${1000 + i},SIS${i},u${i},First${i},Last${i},First${i} Last${i},"Last${i}, First${i}",F${i},u${i}@x.test,active,true`)].join('\n');
+  const parts = { 'users.csv': users, 'terms.csv': 'canvas_term_id,term_id,name,status\n', 'courses.csv': 'canvas_course_id\n', 'sections.csv': 'canvas_section_id\n', 'enrollments.csv': 'canvas_user_id\n' };
+  const zip = Buffer.from(zipSync(Object.fromEntries(Object.entries(parts).map(([n, t]) => [n, strToU8(t)]))));
+  const readUsers = async (bytes: Buffer) => {
+    let n = 0;
+    for await (const batch of ProvisioningReport.open(bytes).users(1000)) n += batch.length;
+    return n;
+  };
+  expect(await readUsers(zip)).toBe(2000);
+  // The central directory now says users.csv inflates to more than it does: what a part cut short looks like.
+  const damaged = Buffer.from(zip);
+  const name = Buffer.from('users.csv');
+  for (let at = 0; at + 46 < damaged.length; at += 1) {
+    if (damaged.readUInt32LE(at) === 0x02014b50 && damaged.subarray(at + 46, at + 46 + name.length).equals(name)) {
+      damaged.writeUInt32LE(damaged.readUInt32LE(at + 24) + 100, at + 24);
+    }
+  }
+  await expect(readUsers(damaged)).rejects.toThrow(/users part is damaged \(inflated \d+ bytes, the zip says \d+\)/);
+});

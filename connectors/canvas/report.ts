@@ -60,14 +60,20 @@ const ZIP_SLICE = 64 * 1024;
  * handing out what that slice inflated keeps only a slice or so in memory.
  * Files not start()ed are skipped without inflating them.
  */
-function* inflatedPart(zip: Uint8Array, part: Part): Generator<Uint8Array> {
+function* inflatedPart(zip: Uint8Array, part: Part, expectedBytes: number): Generator<Uint8Array> {
   const pending: Uint8Array[] = [];
   let failure: Error | null = null;
+  let inflated = 0;
+  let ended = false;
   const unzip = new Unzip((file) => {
     if (partOf(file.name) !== part) return;
-    file.ondata = (err, data) => {
+    file.ondata = (err, data, final) => {
       if (err) failure = err;
-      else if (data.length) pending.push(data);
+      else {
+        inflated += data.length;
+        if (data.length) pending.push(data);
+        if (final) ended = true;
+      }
     };
     file.start();
   });
@@ -77,6 +83,12 @@ function* inflatedPart(zip: Uint8Array, part: Part): Generator<Uint8Array> {
     if (failure) throw failure;
     while (pending.length) yield pending.shift()!;
   }
+  // Streaming inflate checks no CRC: a part cut short or corrupted could
+  // silently lose rows, and missing people would look like leavers. The size
+  // the zip's central directory records is the check.
+  if (!ended || inflated !== expectedBytes) {
+    throw new Error(`the provisioning report's ${part} part is damaged (inflated ${inflated} bytes${ended ? '' : ', never finished'}, the zip says ${expectedBytes})`);
+  }
 }
 
 /**
@@ -85,9 +97,9 @@ function* inflatedPart(zip: Uint8Array, part: Part): Generator<Uint8Array> {
  * Async iteration gives backpressure: the inflater is pulled only as fast as
  * rows are used.
  */
-async function* partRows(zip: Uint8Array, part: Part): AsyncGenerator<Cells> {
+async function* partRows(zip: Uint8Array, part: Part, expectedBytes: number): AsyncGenerator<Cells> {
   const parser = parse({ bom: true, skip_empty_lines: true, relax_column_count: true });
-  pipeline(Readable.from(inflatedPart(zip, part)), parser, () => { /* errors reach the iteration below */ });
+  pipeline(Readable.from(inflatedPart(zip, part, expectedBytes)), parser, () => { /* errors reach the iteration below */ });
   for await (const cells of parser as AsyncIterable<Cells>) yield cells;
 }
 
@@ -119,19 +131,19 @@ export class ProvisioningReport {
   /** Rows read so far, over every part. */
   rows = 0;
 
-  private constructor(private readonly zip: Uint8Array) {}
+  private constructor(private readonly zip: Uint8Array, private readonly sizes: ReadonlyMap<Part, number>) {}
 
   /** Checks that the download is the zip Canvas makes of several parts and that every part is in it; nothing is inflated yet. */
   static open(bytes: Buffer): ProvisioningReport {
     const isZip = bytes.length >= 4 && bytes[0] === 0x50 && bytes[1] === 0x4b;
     if (!isZip) throw new Error('the provisioning report is not a zip (several parts were asked for, so Canvas zips them)');
     const zip = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    const found = new Set<Part>();
-    // The filter sees every entry of the central directory; refusing them all lists the names without inflating anything.
-    unzipSync(zip, { filter: (f) => { const p = partOf(f.name); if (p) found.add(p); return false; } });
-    const missing = REPORT_PARTS.filter((p) => !found.has(p));
+    const sizes = new Map<Part, number>();
+    // The filter sees every entry of the central directory; refusing them all lists the names (and sizes) without inflating anything.
+    unzipSync(zip, { filter: (f) => { const p = partOf(f.name); if (p) sizes.set(p, f.originalSize); return false; } });
+    const missing = REPORT_PARTS.filter((p) => !sizes.has(p));
     if (missing.length) throw new Error(`the provisioning report lacks ${missing.join(', ')}`);
-    return new ProvisioningReport(zip);
+    return new ProvisioningReport(zip, sizes);
   }
 
   private bad(kind: QuarantinedRecord['kind'], row: Record<string, string | undefined>, col: string, reason: string, refs?: QuarantinedRecord['refs']): null {
@@ -143,7 +155,7 @@ export class ProvisioningReport {
   private async *records<T>(part: Part, cols: readonly string[], read: (row: Record<string, string | undefined>) => T | null, size: number): AsyncGenerator<T[]> {
     let header: Header | null = null;
     let batch: T[] = [];
-    for await (const cells of partRows(this.zip, part)) {
+    for await (const cells of partRows(this.zip, part, this.sizes.get(part)!)) {
       if (!header) { header = new Map(cells.map((name, i) => [name.trim(), i])); continue; }
       this.rows += 1;
       const record = read(pick(header, cells, cols));
