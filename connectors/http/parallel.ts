@@ -6,22 +6,28 @@
  * as it lands (not in input order). Canvas's throttle charges every request
  * in flight up front, so a small limit keeps the bucket from draining.
  */
-export async function* inParallel<T, R>(items: readonly T[], limit: number, work: (item: T) => Promise<R>): AsyncIterable<R> {
+export async function* inParallel<T, R>(items: readonly T[], limit: number, work: (item: T, signal: AbortSignal) => Promise<R>): AsyncIterable<R> {
   const running = new Map<number, Promise<{ i: number; r: R }>>();
+  // Aborted when the walk ends early (a failure, or the consumer stopped): work still in flight can stop paging.
+  const stop = new AbortController();
   let next = 0;
   const launch = () => {
     const i = next++;
-    const p = work(items[i]!).then((r) => ({ i, r }));
+    const p = work(items[i]!, stop.signal).then((r) => ({ i, r }));
     // If we stop early (an error elsewhere), a later failure here must not go unhandled.
     p.catch(() => undefined);
     running.set(i, p);
   };
-  while (next < items.length && running.size < limit) launch();
-  while (running.size) {
-    const { i, r } = await Promise.race(running.values());
-    running.delete(i);
-    if (next < items.length) launch();
-    yield r;
+  try {
+    while (next < items.length && running.size < limit) launch();
+    while (running.size) {
+      const { i, r } = await Promise.race(running.values());
+      running.delete(i);
+      if (next < items.length) launch();
+      yield r;
+    }
+  } finally {
+    stop.abort();
   }
 }
 
@@ -36,25 +42,31 @@ export async function* inParallel<T, R>(items: readonly T[], limit: number, work
  * `inParallel` above is its sibling that
  * yields in completion order.
  */
-export async function* inOrder<T, R>(items: Iterable<T>, limit: number, work: (item: T) => Promise<R>): AsyncIterable<R> {
+export async function* inOrder<T, R>(items: Iterable<T>, limit: number, work: (item: T, signal: AbortSignal) => Promise<R>): AsyncIterable<R> {
   if (!Number.isInteger(limit) || limit < 1) throw new RangeError(`inOrder: limit must be a positive integer, got ${limit}`);
   const source = items[Symbol.iterator]();
   const window: Promise<R>[] = [];
+  // Aborted when the walk ends early (a failure, or the consumer stopped): work still in flight can stop paging.
+  const stop = new AbortController();
   const fill = () => {
     while (window.length < limit) {
       const next = source.next();
       if (next.done) return;
-      const pending = work(next.value);
+      const pending = work(next.value, stop.signal);
       // If we stop early (the consumer leaves, or an earlier item failed), a later failure must not go unhandled.
       pending.catch(() => undefined);
       window.push(pending);
     }
   };
-  fill();
-  while (window.length) {
-    const result = await window.shift()!;
-    // Start the next one before handing this result on: the request runs while the consumer stages.
+  try {
     fill();
-    yield result;
+    while (window.length) {
+      const result = await window.shift()!;
+      // Start the next one before handing this result on: the request runs while the consumer stages.
+      fill();
+      yield result;
+    }
+  } finally {
+    stop.abort();
   }
 }

@@ -149,12 +149,16 @@ export class SchoologyConnector implements Connector {
     // Every list below one record (a course's sections, a section's members) is
     // read SCHOOLOGY_LISTS_IN_FLIGHT at a time and handed on in the order asked,
     // so the snapshot is the same as when they were read one by one.
-    const readAll = async <T>(path: string, key: string, schema: z.ZodType<T>, resource: string): Promise<Read<T>[]> => {
+    const readAll = async <T>(path: string, key: string, schema: z.ZodType<T>, resource: string, signal?: AbortSignal): Promise<Read<T>[]> => {
       const all: Read<T>[] = [];
-      for await (const page of walk(path, key, schema, resource)) all.push(...page);
+      for await (const page of walk(path, key, schema, resource)) {
+        all.push(...page);
+        // The run failed elsewhere (or stopped): do not spend the key's rate limit on pages nobody will use.
+        if (signal?.aborted) throw new Error(`stopped reading ${path}: the fetch ended`);
+      }
       return all;
     };
-    const sectionsOf = (courseId: string) => readAll(`/courses/${encodeURIComponent(courseId)}/sections`, 'section', SgySection, 'sections');
+    const sectionsOf = (courseId: string, signal?: AbortSignal) => readAll(`/courses/${encodeURIComponent(courseId)}/sections`, 'section', SgySection, 'sections', signal);
     const classes = new Gatherer<ReturnType<typeof mapSection>>(SCHOOLOGY_BATCH_RECORDS);
     /** Current sections in course order: their members are read once every course is. */
     const current: string[] = [];
@@ -163,13 +167,13 @@ export class SchoologyConnector implements Connector {
       const { good, bad } = split(page);
       const unread = bad as Unread[];
       // An unreadable course must not retire its sections: they are named so they stay exactly as they were.
-      const named = inOrder(unread, SCHOOLOGY_LISTS_IN_FLIGHT, async (f) => ({ f, sections: f.id ? await sectionsOf(f.id) : [] }));
+      const named = inOrder(unread, SCHOOLOGY_LISTS_IN_FLIGHT, async (f, signal) => ({ f, sections: f.id ? await sectionsOf(f.id, signal) : [] }));
       for await (const { f, sections } of named) {
         const ids = sections.flatMap((r) => { const id = r.ok ? r.value.id : r.id; return id ? [id] : []; });
         yield { kind: 'quarantine', records: [{ kind: 'courses', sourcedId: f.id, reason: f.reason, ...(ids.length ? { refs: { classes: ids } } : {}) }] };
       }
       if (good.length) yield { kind: 'courses', records: good.map(mapCourse) };
-      for await (const { course, sections } of inOrder(good, SCHOOLOGY_LISTS_IN_FLIGHT, async (course) => ({ course, sections: await sectionsOf(course.id) }))) {
+      for await (const { course, sections } of inOrder(good, SCHOOLOGY_LISTS_IN_FLIGHT, async (course, signal) => ({ course, sections: await sectionsOf(course.id, signal) }))) {
         const s = split(sections);
         if (s.bad.length) yield quarantine('classes', s.bad, (f) => (f.id ? { classes: [f.id] } : undefined));
         // Past sections are already left out by the API; this also drops one whose periods ended since they were listed.
@@ -185,8 +189,8 @@ export class SchoologyConnector implements Connector {
     // ~118 members a section: gathered across sections so the stage gets a few
     // hundred batches, not one per section.
     const enrollments = new Gatherer<NonNullable<ReturnType<typeof mapEnrollment>>>(SCHOOLOGY_BATCH_RECORDS);
-    const members = inOrder(current, SCHOOLOGY_LISTS_IN_FLIGHT, async (sectionId) => ({
-      sectionId, members: await readAll(`/sections/${encodeURIComponent(sectionId)}/enrollments`, 'enrollment', SgyEnrollment, 'enrollments'),
+    const members = inOrder(current, SCHOOLOGY_LISTS_IN_FLIGHT, async (sectionId, signal) => ({
+      sectionId, members: await readAll(`/sections/${encodeURIComponent(sectionId)}/enrollments`, 'enrollment', SgyEnrollment, 'enrollments', signal),
     }));
     for await (const { sectionId, members: list } of members) {
       const e = split(list);
