@@ -3,7 +3,7 @@ import { upsertDistrict } from '../src/districts/repository.js';
 import type { CanvasSettings } from '../src/districts/settings.js';
 import { listLicenses, listUsers, type UserView } from '../src/queries.js';
 import { createTestEnv, type TestEnv } from './helpers/context.js';
-import { addPool, syncNow } from './helpers/district.js';
+import { addPool, syncNow, districtState } from './helpers/district.js';
 import { canvasSectionId, canvasSettings, canvasUserId, expectedRoster, startCanvas } from './helpers/canvas.js';
 
 let t: TestEnv;
@@ -19,9 +19,7 @@ const byId = (users: UserView[]) => new Map(users.map((u) => [u.sourcedId, u]));
 // A deleted course retires a sixth of these small districts' classes: above the default 10% loss guard.
 const register = (id: string, server: FakeCanvasServer, over: Partial<CanvasSettings> = {}) =>
   upsertDistrict(t.ctx.db, { id, schedule: null, settings: canvasSettings(server, over), guard: { lossThresholdPct: 50 } });
-async function state(d: string) {
-  return { users: await listUsers(t.ctx.db, d), licenses: await listLicenses(t.ctx.db, d) };
-}
+const state = (d: string) => districtState(t.ctx, d);
 const zero = (counts: object) => Object.entries(counts).filter(([, n]) => n !== 0);
 
 describe('a Canvas district through the queue (provisioning report path)', () => {

@@ -1,10 +1,10 @@
 import type { FakeCleverServer } from '../fixtures/clever/server.js';
 import { approveRun, triggerSync } from '../jobs/trigger.js';
-import { listLicenses, listUsers } from '../src/queries.js';
+import { listUsers } from '../src/queries.js';
 import { getRun, toRunView } from '../src/sync/runs.js';
 import { waitForRun } from '../src/sync/wait.js';
 import { createTestEnv, type TestEnv } from './helpers/context.js';
-import { addCleverDistrict, addPool, startClever, syncNow } from './helpers/district.js';
+import { addCleverDistrict, addPool, startClever, syncNow, districtState } from './helpers/district.js';
 
 let t: TestEnv;
 let server: FakeCleverServer;
@@ -28,9 +28,7 @@ beforeEach(() => {
 });
 
 /** Everything a run could change, to compare before and after a fault. */
-async function state() {
-  return { users: await listUsers(t.ctx.db, D), licenses: await listLicenses(t.ctx.db, D) };
-}
+const state = () => districtState(t.ctx, D);
 
 test('bursts of 429 (with Retry-After) and 500 are retried and the run succeeds', async () => {
   const leaver = [...server.district.students.keys()][0]!;

@@ -1,7 +1,7 @@
 import type { FakeSchoologyServer } from '../fixtures/schoology/server.js';
 import { listLicenses, listUsers, type UserView } from '../src/queries.js';
 import { createTestEnv, type TestEnv } from './helpers/context.js';
-import { addPool, syncNow } from './helpers/district.js';
+import { addPool, syncNow, districtState } from './helpers/district.js';
 import { oauth1Header } from '../connectors/http/oauth1.js';
 import { SCHOOLOGY_LISTS_IN_FLIGHT } from '../connectors/schoology/connector.js';
 import { addSchoologyDistrict, SGY_KEY, SGY_SECRET, startSchoology } from './helpers/schoology.js';
@@ -18,7 +18,7 @@ const SEATS = 60;
 const GUARD_MIN = 40;
 
 const byUid = (users: UserView[]) => new Map(users.map((u) => [u.sourcedId, u]));
-const state = async () => ({ users: await listUsers(t.ctx.db, D), licenses: await listLicenses(t.ctx.db, D) });
+const state = () => districtState(t.ctx, D);
 const students = () => [...server.district.students.keys()];
 /** A student's current classes as Schoology section ids, sorted like listUsers. */
 const classesOf = (genId: string, except: string[] = []) =>

@@ -11,7 +11,7 @@ import { triggerSync } from '../jobs/trigger.js';
 import { loadConfig } from '../src/config.js';
 import { openContext } from '../src/context.js';
 import { getDistrict, upsertDistrict } from '../src/districts/repository.js';
-import { listLicenses, listUsers } from '../src/queries.js';
+import { listUsers } from '../src/queries.js';
 import { reconcileAndApply, executeRun } from '../src/sync/execute.js';
 import { claimRun, getRun, SupersededError } from '../src/sync/runs.js';
 import { clearStage, countStagedPages, stageBatch } from '../src/sync/stage.js';
@@ -20,7 +20,7 @@ import { startHttpServer } from '../src/http/server.js';
 import { SnapshotBuilder } from '../src/sync/snapshot-builder.js';
 import { waitForRun } from '../src/sync/wait.js';
 import { adminQuery, createTestEnv, type TestEnv } from './helpers/context.js';
-import { addCleverDistrict, addPool, startClever, syncNow } from './helpers/district.js';
+import { addCleverDistrict, addPool, startClever, syncNow, districtState } from './helpers/district.js';
 import { OwnRedis } from './helpers/redis-server.js';
 import { freePort } from './helpers/net.js';
 import { TcpProxy } from './helpers/tcp-proxy.js';
@@ -45,7 +45,7 @@ afterEach(async () => {
   server.faults.length = 0;
 });
 
-const state = async (d: string) => ({ users: await listUsers(t.ctx.db, d), licenses: await listLicenses(t.ctx.db, d) });
+const state = (d: string) => districtState(t.ctx, d);
 
 async function until<T>(probe: () => Promise<T | undefined>, what: string, timeoutMs = 30000): Promise<T> {
   const deadline = Date.now() + timeoutMs;

@@ -1,6 +1,6 @@
 import type { FakeCleverServer } from '../fixtures/clever/server.js';
 import { approveRun, triggerSync } from '../jobs/trigger.js';
-import { listLicenses, listUsers } from '../src/queries.js';
+import { listUsers } from '../src/queries.js';
 import { readPlan } from '../src/sync/plan-items.js';
 import { purgeDistrict } from '../src/sync/purge.js';
 import { expireStages, pruneHistory } from '../src/sync/retention.js';
@@ -9,7 +9,7 @@ import { executeRun } from '../src/sync/execute.js';
 import { SnapshotBuilder } from '../src/sync/snapshot-builder.js';
 import { waitForRun } from '../src/sync/wait.js';
 import { createTestEnv, type TestEnv } from './helpers/context.js';
-import { addCleverDistrict, addPool, startClever, syncNow } from './helpers/district.js';
+import { addCleverDistrict, addPool, startClever, syncNow, districtState } from './helpers/district.js';
 import { enrol, klass, student } from './helpers/roster.js';
 import { runCli } from './helpers/cli.js';
 import { formatTable } from '../src/cli/output.js';
@@ -40,7 +40,7 @@ beforeEach(() => {
   server.faults.length = 0;
 });
 
-const state = async () => ({ users: await listUsers(t.ctx.db, D), licenses: await listLicenses(t.ctx.db, D) });
+const state = () => districtState(t.ctx, D);
 const seatHolders = async () => (await listUsers(t.ctx.db, D)).filter((u) => u.products.includes('READ')).map((u) => u.sourcedId).sort();
 const emptyPage = () => ({ status: 200, body: { data: [], links: [] } });
 

@@ -6,6 +6,7 @@ import { setLicensePool } from '../../src/sync/ops.js';
 import { triggerSync } from '../../jobs/trigger.js';
 import { waitForRun } from '../../src/sync/wait.js';
 import type { RunView } from '../../src/sync/runs.js';
+import { listLicenses, listUsers } from '../../src/queries.js';
 
 export const SMALL: DistrictSpec = { seed: 7, schools: 3, students: 120, sections: 18, enrollmentsPerStudent: 3 };
 
@@ -35,4 +36,9 @@ export async function addPool(ctx: AppContext, districtId: string, product: stri
 export async function syncNow(ctx: AppContext, districtId: string, opts: { dryRun?: boolean; full?: boolean } = {}): Promise<RunView> {
   const { run } = await triggerSync(ctx, districtId, { trigger: 'cli', ...opts });
   return waitForRun(ctx.db, run.id, { timeoutMs: 60000, intervalMs: 50 });
+}
+
+/** Everything a run could change in a district (accounts, classes, seats, wait-lists), to compare before and after a fault. */
+export async function districtState(ctx: AppContext, districtId: string) {
+  return { users: await listUsers(ctx.db, districtId), licenses: await listLicenses(ctx.db, districtId) };
 }
