@@ -11,6 +11,15 @@ pg.types.setTypeParser(pg.types.builtins.INT8, (v) => v);
 
 export type Db = Kysely<Database>;
 
+/** Each Db's node-postgres pool, for what kysely has no words for (COPY). */
+const pools = new WeakMap<Db, pg.Pool>();
+
+export function poolOf(db: Db): pg.Pool {
+  const pool = pools.get(db);
+  if (!pool) throw new Error('internal: this Db was not made by createDb (or is a transaction)');
+  return pool;
+}
+
 /**
  * libpq falls back to the OS user when a URL names none, but node-postgres reads
  * $USER, which service managers and CI often leave unset. Fill it in the same way.
@@ -55,5 +64,7 @@ export function createDb(databaseUrl: string, options: { max?: number; limits?: 
   // crash the process. The query in flight fails on its own, and the run with it.
   pool.on('error', (err) => options.onIdleError?.(err));
   pool.on('connect', (client) => client.on('error', (err) => options.onIdleError?.(err)));
-  return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  pools.set(db, pool);
+  return db;
 }

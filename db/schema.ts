@@ -131,7 +131,8 @@ export interface RunStageTable {
   seq: number;
   kind: string;
   records: number;
-  data: string;
+  /** Pages staged before migration 006 (JSON); null since: the batch's rows are in its typed stage table. */
+  data: string | null;
 }
 
 export interface RunPlanItemsTable {

@@ -11,9 +11,19 @@ test('small pages are gathered into staging batches of the target size, in order
   const out: SnapshotBatch[] = [];
   out.push(...c.push(users('a', 'b')), ...c.push(users('c')), ...c.push(enrollments(3)), ...c.push(enrollments(3, 3)), ...c.push(enrollments(7, 6)), ...c.push(users('d')));
   out.push(...c.flush());
-  expect(shape(out)).toEqual(['users:3', 'enrollments:6', 'enrollments:7', 'users:1']);
+  expect(shape(out)).toEqual(['users:3', 'enrollments:5', 'enrollments:5', 'enrollments:3', 'users:1']);
   // Every record arrives once, in the order it was fetched.
   expect(out.filter((b) => b.kind === 'enrollments').flatMap((b) => b.records.map((r) => (r as { userSourcedId: string }).userSourcedId)))
     .toEqual(Array.from({ length: 13 }, (_, i) => `u${i}`));
   expect(c.flush()).toEqual([]);
+});
+
+test('a page far larger than the target (a Clever page of sections: every student of a thousand sections) is cut into target-sized batches, records in order', () => {
+  const c = new BatchCoalescer(5000);
+  const out = [...c.push(users('a')), ...c.push(enrollments(150_003)), ...c.push(enrollments(2, 150_003)), ...c.flush()];
+  expect(shape(out)).toEqual(['users:1', ...Array.from({ length: 30 }, () => 'enrollments:5000'), 'enrollments:5']);
+  const ids = out.filter((b) => b.kind === 'enrollments').flatMap((b) => b.records.map((r) => (r as { userSourcedId: string }).userSourcedId));
+  expect(ids).toHaveLength(150_005);
+  expect(ids[0]).toBe('u0');
+  expect(ids[150_004]).toBe('u150004');
 });

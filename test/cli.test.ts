@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import { randomBytes } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import type { FakeCleverServer } from '../fixtures/clever/server.js';
@@ -146,7 +147,19 @@ test('a provider that rejects the token fails the run with exit 1 and a readable
   expect(run.stdout).toContain('Clever refused our credentials (HTTP 401)');
 });
 
+/** Memberships of the district, and those pointing at no user or class (memberships carry no foreign keys: purge deletes them itself). */
+async function membershipRows(districtId: string) {
+  const { rows } = await sql<{ all: number; orphans: number }>`
+    SELECT count(*)::int AS all,
+      count(*) FILTER (WHERE NOT EXISTS (SELECT 1 FROM users u WHERE u.id = e.user_id) OR NOT EXISTS (SELECT 1 FROM classes c WHERE c.id = e.class_id))::int AS orphans
+    FROM enrollments e WHERE e.district_id = ${districtId}`.execute(t.ctx.db);
+  return rows[0]!;
+}
+
 test('purge erases roster data for good, keeps the district and pools, and audits it', async () => {
+  const before = await membershipRows('cli-d');
+  const ofDeleted = Number((await sql<{ n: number }>`SELECT count(*)::int AS n FROM enrollments e JOIN users u ON u.id = e.user_id WHERE u.district_id = 'cli-d' AND u.status = 'DELETED'`.execute(t.ctx.db)).rows[0]!.n);
+  expect(ofDeleted).toBeGreaterThan(0);
   const purge = await cli('purge', 'cli-d', '--deleted-only', '--yes', '--json');
   expect(purge.json).toMatchObject({ scope: 'deleted-users', users: 30 });
   expect(((await cli('users', 'cli-d', '--status', 'DELETED', '--json')).json as unknown[])).toEqual([]);
@@ -154,12 +167,15 @@ test('purge erases roster data for good, keeps the district and pools, and audit
   const audit = await t.ctx.db.selectFrom('audit_log').selectAll().where('action', '=', 'purge').execute();
   expect(audit).toEqual([expect.objectContaining({ district_id: 'cli-d', entity: 'district', detail: expect.objectContaining({ users: 30 }) })]);
   expect((await cli('licenses', 'cli-d', '--json')).json).toEqual([expect.objectContaining({ product: 'READ', seats: 50 })]);
+  // The erased accounts' memberships (history included) went with them; everyone else's stayed.
+  expect(await membershipRows('cli-d')).toEqual({ all: before.all - ofDeleted, orphans: 0 });
 
   // The full summer wipe: every roster record goes; the district and its pools stay.
   const wipe = await cli('purge', 'cli-d', '--yes', '--json');
   expect(wipe.json).toMatchObject({ scope: 'all-roster-data', users: 80 - 30 + server.district.teachers.size });
   expect((await cli('users', 'cli-d', '--json')).json).toEqual([]);
   expect(await t.ctx.db.selectFrom('classes').select('id').where('district_id', '=', 'cli-d').execute()).toEqual([]);
+  expect(await membershipRows('cli-d')).toEqual({ all: 0, orphans: 0 });
   expect((await cli('licenses', 'cli-d', '--json')).json).toEqual([expect.objectContaining({ product: 'READ', seats: 50, assigned: 0 })]);
 });
 

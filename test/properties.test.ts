@@ -3,19 +3,29 @@ import { prng, pick } from '../fixtures/prng.js';
 import { getDistrict, upsertDistrict } from '../src/districts/repository.js';
 import type { Enrollment, RosterClass, User } from '../src/domain/model.js';
 import type { Snapshot } from '../src/reconcile/types.js';
-import { reconcileAndApply } from '../src/sync/execute.js';
+import { reconcile } from '../src/reconcile/reconcile.js';
+import { planInDb } from '../src/reconcile/sql/plan.js';
+import { mergeDuplicates, snapshotInTables } from '../src/reconcile/sql/snapshot-source.js';
+import { applyPlan } from '../src/sync/apply.js';
+import { loadLocalState } from '../src/sync/local-state.js';
+import { lockDistrict } from '../src/sync/runs.js';
 import { setLicensePool } from '../src/sync/ops.js';
+import { comparableDbPlan, comparableTsPlan, dbWaitlistOrder, tsWaitlistOrder } from './helpers/db-plan.js';
 import { createTestEnv, type TestEnv } from './helpers/context.js';
 import { enrol, klass, snapshotOf, student, teacher } from './helpers/roster.js';
 
-// Random roster histories, applied through the same reconcile-and-apply step a
-// run uses, against real Postgres. Seeds are fixed so a failure reproduces.
+// Random roster histories against real Postgres. Every step is planned twice:
+// by the set-based reconciler a run uses (src/reconcile/sql, seats by
+// src/licenses/settle-sql.ts) and by the TypeScript reference definition
+// (src/reconcile/reconcile.ts with src/licenses/rules.ts) over the same local
+// state; the two plans must agree change for change, wait-list order included,
+// before the step is applied. Seeds are fixed so a failure reproduces.
 
 const HISTORIES = 16;
 const STEPS = 4;
 let t: TestEnv;
 /** What the histories exercised, so the property cannot pass on trivial rosters. */
-const seen = { waitlisted: 0, deleted: 0, reactivated: 0 };
+const seen = { waitlisted: 0, deleted: 0, reactivated: 0, deltas: 0, frozen: 0, bumped: 0, ended: 0 };
 
 beforeAll(async () => {
   t = await createTestEnv();
@@ -25,9 +35,13 @@ afterAll(async () => {
   expect(seen.waitlisted).toBeGreaterThan(0);
   expect(seen.deleted).toBeGreaterThan(0);
   expect(seen.reactivated).toBeGreaterThan(0);
+  expect(seen.deltas).toBeGreaterThan(0);
+  expect(seen.frozen).toBeGreaterThan(0);
+  expect(seen.bumped).toBeGreaterThan(0);
+  expect(seen.ended).toBeGreaterThan(0);
 });
 
-function randomSnapshot(rand: () => number): Snapshot {
+function randomSnapshot(rand: () => number, final = false): Snapshot {
   const classes: RosterClass[] = [
     klass('c1'), klass('c2'), klass('c3', { courseSourcedId: 'crs-art' }),
     klass('c4', { schoolSourcedId: 'sch2', grades: ['6'] }), klass('c5', { schoolSourcedId: 'sch2', courseSourcedId: 'crs-art', grades: ['6'] }),
@@ -38,15 +52,33 @@ function randomSnapshot(rand: () => number): Snapshot {
     if (rand() < 0.2) continue;
     const sid = `s${String(i).padStart(2, '0')}`;
     const grade = i % 2 ? '6' : '5';
-    users.push(student(sid, { grades: [grade], orgSourcedIds: [i % 2 ? 'sch2' : 'sch1'], status: rand() < 0.05 ? 'tobedeleted' : 'active', familyName: rand() < 0.1 ? 'Renamed' : `F${sid}` }));
+    users.push(student(sid, { grades: [grade], orgSourcedIds: [i % 2 ? 'sch2' : 'sch1'], status: rand() < 0.05 ? 'tobedeleted' : 'active', enabled: rand() > 0.03, familyName: rand() < 0.1 ? 'Renamed' : `F${sid}` }));
     const want = 1 + Math.floor(rand() * 3);
     for (let k = 0; k < want && classes.length; k++) {
       const c = pick(rand, classes);
-      enrollments.push(enrol(sid, c.sourcedId, { endDate: rand() < 0.1 ? '2020-01-01' : null }));
+      const r = rand();
+      // Ended, not yet begun, dropped (tobedeleted) or current.
+      enrollments.push(enrol(sid, c.sourcedId, r < 0.1 ? { endDate: '2020-01-01' } : r < 0.15 ? { beginDate: '2027-01-01' } : r < 0.18 ? { status: 'tobedeleted' } : {}));
     }
   }
   for (const c of classes) enrollments.push(enrol(pick(rand, ['t1', 't2']), c.sourcedId, { role: 'teacher' }));
-  return snapshotOf(users, classes, enrollments);
+  // Now and then an enrollment naming nobody the district knows.
+  if (rand() < 0.2) enrollments.push(enrol('ghost', 'c1'));
+  const snap = snapshotOf(users, classes, enrollments);
+  // Now and then a record that could not be read: what it names must be left as it was.
+  // (Never in the last step: a frozen record keeps a state that depends on history.)
+  if (!final && rand() < 0.3) snap.quarantined.push({ kind: 'users', sourcedId: `s${String(Math.floor(rand() * 16)).padStart(2, '0')}`, reason: 'unreadable' });
+  if (!final && rand() < 0.15) snap.quarantined.push({ kind: 'enrollments', sourcedId: null, reason: 'unreadable', refs: { classes: [pick(rand, ['c1', 'c2', 'c3', 'c4', 'c5'])] } });
+  if (!final && rand() < 0.3) return asDelta(snap, rand);
+  return snap;
+}
+
+/** A delta: some of the snapshot's records (what changed), and tombstones for a few people. */
+function asDelta(full: Snapshot, rand: () => number): Snapshot {
+  const keep = <K, V>(m: Map<K, V>, p: number) => new Map([...m].filter(() => rand() < p));
+  const users = keep(full.users, 0.4);
+  for (const [sid, u] of full.users) if (!users.has(sid) && u.role === 'student' && rand() < 0.1) users.set(sid, { ...u, status: 'tobedeleted' });
+  return { ...full, complete: false, users, classes: keep(full.classes, 0.5), enrollments: keep(full.enrollments, 0.4) };
 }
 
 async function makeDistrict(id: string, seats: { all: number; math: number; sch2: number }) {
@@ -60,15 +92,36 @@ async function makeDistrict(id: string, seats: { all: number; math: number; sch2
   await setLicensePool(t.ctx, id, { product: 'SCH2', seats: seats.sch2, scope: { schools: ['sch2'], grades: [], courses: [] } });
 }
 
-async function apply(districtId: string, snapshot: Snapshot): Promise<void> {
+const AS_OF = '2026-11-22';
+
+async function apply(districtId: string, snapshot: Snapshot, pools?: Record<string, number>): Promise<void> {
   const district = await getDistrict(t.ctx.db, districtId);
-  const run = await t.ctx.db.insertInto('sync_runs').values({ district_id: districtId, trigger: 'cli', status: 'RUNNING', dry_run: false, full_snapshot: true, attempts: 1 })
-    .returning('id').executeTakeFirstOrThrow();
-  const result = await reconcileAndApply(t.ctx, district, snapshot, { lease: { runId: run.id, attempt: 1 }, asOf: '2026-11-22', dryRun: false, approved: false });
-  expect(result.status).toBe('SUCCEEDED');
-  seen.waitlisted += result.plan.counts.seatsWaitlisted;
-  seen.deleted += result.plan.counts.usersDeleted;
-  seen.reactivated += result.plan.counts.usersReactivated;
+  await t.ctx.db.transaction().execute(async (trx) => {
+    await lockDistrict(trx, districtId);
+    const run = await trx.insertInto('sync_runs').values({ district_id: districtId, trigger: 'cli', status: 'SUCCEEDED', dry_run: false, full_snapshot: snapshot.complete, attempts: 1 })
+      .returning('id').executeTakeFirstOrThrow();
+    // Pools resized in the same step: a shrunk pool gives back its latest seats.
+    for (const [product, seats] of Object.entries(pools ?? {})) {
+      await trx.updateTable('license_pools').set({ seats }).where('district_id', '=', districtId).where('product', '=', product).execute();
+    }
+    const local = await loadLocalState(trx, districtId);
+    const expected = reconcile(snapshot, local, { asOf: AS_OF });
+    const tables = await snapshotInTables(trx, snapshot);
+    await mergeDuplicates(trx, tables, AS_OF);
+    const got = await planInDb(trx, tables, { districtId, provider: district.provider, complete: snapshot.complete, asOf: AS_OF });
+    expect(await comparableDbPlan(trx)).toEqual(comparableTsPlan(expected));
+    expect(await dbWaitlistOrder(trx)).toEqual(tsWaitlistOrder(expected));
+    expect(got.counts).toEqual(expected.counts);
+    expect(got.stats).toEqual(expected.stats);
+    await applyPlan(trx, { districtId, provider: district.provider, runId: run.id });
+    seen.waitlisted += expected.counts.seatsWaitlisted;
+    seen.deleted += expected.counts.usersDeleted;
+    seen.reactivated += expected.counts.usersReactivated;
+    seen.deltas += snapshot.complete ? 0 : 1;
+    seen.frozen += snapshot.quarantined.length;
+    seen.bumped += expected.seats.release.filter((r) => r.reason === 'pool-reduced').length;
+    seen.ended += expected.enrollments.end.length;
+  });
 }
 
 /** The seat invariants that must hold after every run, whatever came before. */
@@ -119,19 +172,24 @@ async function finalState(districtId: string) {
 test.each(Array.from({ length: HISTORIES }, (_, i) => 1000 + i))('history seed %i: invariants hold at every step and the final state does not depend on the order of earlier snapshots', async (seed) => {
   const rand = prng(seed);
   const seats = { all: 6 + Math.floor(rand() * 12), math: 1 + Math.floor(rand() * 6), sch2: 1 + Math.floor(rand() * 8) };
-  const history = Array.from({ length: STEPS }, () => randomSnapshot(rand));
-  const shuffled = [...history.slice(0, -1)].sort(() => rand() - 0.5);
-  shuffled.push(history[STEPS - 1]!);
+  const history = Array.from({ length: STEPS }, (_, i) => randomSnapshot(rand, i === STEPS - 1));
+  // Pool sizes per step: now and then one shrinks or grows; the last step restores them.
+  const sizes = history.map((_, i) => {
+    if (i === STEPS - 1) return { ALL: seats.all, MATH: seats.math, SCH2: seats.sch2 };
+    return rand() < 0.4 ? { [pick(rand, ['ALL', 'MATH', 'SCH2'])]: Math.floor(rand() * 5) } : {};
+  });
+  const order = [...history.keys()].slice(0, -1).sort(() => rand() - 0.5);
+  order.push(STEPS - 1);
 
   const [a, b] = [`prop-${seed}-a`, `prop-${seed}-b`];
   await makeDistrict(a, seats);
   await makeDistrict(b, seats);
-  for (const snap of history) {
-    await apply(a, snap);
+  for (const [i, snap] of history.entries()) {
+    await apply(a, snap, sizes[i]);
     await checkInvariants(a);
   }
-  for (const snap of shuffled) {
-    await apply(b, snap);
+  for (const i of order) {
+    await apply(b, history[i]!, sizes[i]);
     await checkInvariants(b);
   }
   // Applying the last snapshot again is a no-op.

@@ -14,9 +14,8 @@ import { runCli } from './helpers/cli.js';
 import { createTestEnv, type TestEnv } from './helpers/context.js';
 import { openContext } from '../src/context.js';
 import { addPool } from './helpers/district.js';
-import { reconcile } from '../src/reconcile/reconcile.js';
 import type { Snapshot } from '../src/reconcile/types.js';
-import { applyPlan } from '../src/sync/apply.js';
+import { applyPlan, planSmallChange } from '../src/sync/apply.js';
 import { loadLocalState } from '../src/sync/local-state.js';
 import { Browser, isCallback, startOidcProvider, type Hop } from './helpers/oidc.js';
 import { freePort } from './helpers/net.js';
@@ -383,9 +382,9 @@ async function applyCompleteSnapshot(districtId: string, provider: string, roste
       courses: new Map([...local.courses].map(([k, v]) => [k, v.record])), classes: new Map([...local.classes].map(([k, v]) => [k, v.record])),
       enrollments: new Map(local.enrollments),
     };
-    const plan = reconcile(snapshot, local, { asOf: new Date().toISOString().slice(0, 10) });
+    const plan = await planSmallChange(trx, { districtId, provider }, snapshot, { asOf: new Date().toISOString().slice(0, 10) });
     const run = await trx.insertInto('sync_runs').values({ district_id: districtId, trigger: 'cli', status: 'SUCCEEDED', dry_run: false, full_snapshot: true, counts: JSON.stringify(plan.counts) }).returning('id').executeTakeFirstOrThrow();
-    await applyPlan(trx, { districtId, provider, runId: run.id }, plan, local);
+    await applyPlan(trx, { districtId, provider, runId: run.id });
   });
 }
 

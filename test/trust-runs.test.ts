@@ -14,7 +14,7 @@ import { getDistrict, upsertDistrict } from '../src/districts/repository.js';
 import { listUsers } from '../src/queries.js';
 import { reconcileAndApply, executeRun } from '../src/sync/execute.js';
 import { claimRun, getRun, SupersededError } from '../src/sync/runs.js';
-import { clearStage, countStagedPages, stageBatch } from '../src/sync/stage.js';
+import { clearStage, countStagedPages, resetStage, stageBatch } from '../src/sync/stage.js';
 import { reapLostRuns } from '../jobs/housekeeping.js';
 import { startHttpServer } from '../src/http/server.js';
 import { SnapshotBuilder } from '../src/sync/snapshot-builder.js';
@@ -309,6 +309,8 @@ test('a superseded attempt cannot clear the stage a newer attempt is filling', a
   if (first.outcome !== 'claimed' || second.outcome !== 'claimed') throw new Error('both claims should succeed');
   const newer = { runId: run.id, attempt: second.run.attempts };
   const older = { runId: run.id, attempt: first.run.attempts };
+  await expect(resetStage(t.ctx.db, older)).rejects.toBeInstanceOf(SupersededError);
+  await resetStage(t.ctx.db, newer);
   expect(await stageBatch(t.ctx.db, newer, { kind: 'orgs', records: [{ sourcedId: 'sch', name: 'S', type: 'school', identifier: null, status: 'active' }] })).toBe(true);
   await expect(clearStage(t.ctx.db, run.id, older)).rejects.toBeInstanceOf(SupersededError);
   await expect(stageBatch(t.ctx.db, older, { kind: 'orgs', records: [{ sourcedId: 'x', name: 'X', type: 'school', identifier: null, status: 'active' }] })).rejects.toBeInstanceOf(SupersededError);

@@ -1,8 +1,6 @@
 import type { AppContext } from '../context.js';
-import { reconcile } from '../reconcile/reconcile.js';
 import type { Snapshot } from '../reconcile/types.js';
-import { applyPlan } from '../sync/apply.js';
-import { loadLocalState } from '../sync/local-state.js';
+import { applyPlan, planSmallChange } from '../sync/apply.js';
 import { lockDistrict } from '../sync/runs.js';
 import { bindingForDistrict, bindingForTenant, type SsoApp, type TenantBinding } from './config-store.js';
 import type { ProviderIdentity } from './oidc-flow.js';
@@ -59,10 +57,10 @@ async function createJustInTime(ctx: AppContext, binding: TenantBinding, identit
   const districtId = binding.districtId;
   return ctx.db.transaction().execute(async (trx) => {
     await lockDistrict(trx, districtId);
-    const local = await loadLocalState(trx, districtId);
-    const existing = local.users.get(identity.sourcedId);
+    const existing = await trx.selectFrom('users').select(['id', 'status']).where('district_id', '=', districtId)
+      .where('provider', '=', identity.provider).where('sourced_id', '=', identity.sourcedId).executeTakeFirst();
     // Re-checked under the lock: a parallel sign-in or sync may have got there first.
-    if (existing?.deleted) throw new SignInRefusal('account_deleted', 'Your account was removed when you left your district\'s roster. Ask your school to add you to the roster again.', { districtId });
+    if (existing?.status === 'DELETED') throw new SignInRefusal('account_deleted', 'Your account was removed when you left your district\'s roster. Ask your school to add you to the roster again.', { districtId });
     if (existing) return { userId: existing.id, districtId, sourcedId: identity.sourcedId, created: false };
     const delta: Snapshot = {
       complete: false, orgs: new Map(), academicSessions: new Map(), courses: new Map(), classes: new Map(), enrollments: new Map(), quarantined: [],
@@ -72,12 +70,12 @@ async function createJustInTime(ctx: AppContext, binding: TenantBinding, identit
       }]]),
     };
     const startedAt = new Date();
-    const plan = reconcile(delta, local, { asOf: startedAt.toISOString().slice(0, 10) });
+    const plan = await planSmallChange(trx, { districtId, provider: identity.provider }, delta, { asOf: startedAt.toISOString().slice(0, 10) });
     const run = await trx.insertInto('sync_runs').values({
       district_id: districtId, trigger: 'sso:jit', status: 'SUCCEEDED', dry_run: false, full_snapshot: false, phase: 'done',
       counts: JSON.stringify(plan.counts), started_at: startedAt, finished_at: startedAt,
     }).returning('id').executeTakeFirstOrThrow();
-    await applyPlan(trx, { districtId, provider: identity.provider, runId: run.id }, plan, local);
+    await applyPlan(trx, { districtId, provider: identity.provider, runId: run.id });
     const created = await trx.selectFrom('users').select('id').where('district_id', '=', districtId).where('provider', '=', identity.provider).where('sourced_id', '=', identity.sourcedId).executeTakeFirstOrThrow();
     return { userId: created.id, districtId, sourcedId: identity.sourcedId, created: true };
   });

@@ -5,19 +5,17 @@ import type { SyncRunRow } from '../../db/schema.js';
 import type { AppContext } from '../context.js';
 import { getDistrict, type District } from '../districts/repository.js';
 import { evaluateGuards } from '../reconcile/guards.js';
-import { reconcile } from '../reconcile/reconcile.js';
-import type { Plan, Snapshot } from '../reconcile/types.js';
+import type { Snapshot } from '../reconcile/types.js';
+import { planInDb, type DbPlan } from '../reconcile/sql/plan.js';
+import { mergeDuplicates, snapshotInTables, stagedSnapshot } from '../reconcile/sql/snapshot-source.js';
 import { applyPlan } from './apply.js';
-import { loadLocalState } from './local-state.js';
 import { appliedSyncRuns, claimRun, holdLease, lockDistrict, SupersededError, updateRun, type ClaimResult, type RunLease } from './runs.js';
 import { recordPlanItems } from './plan-items.js';
 import { recordsBound } from './bounds.js';
 import { finishFailed } from './fail.js';
-import { clearStage, countStagedPages, dropStages, loadSnapshot, stageBatch } from './stage.js';
-import { SnapshotBuilder } from './snapshot-builder.js';
+import { clearStage, countStagedPages, dropStages, resetStage, stageBatch, stageTablesExist } from './stage.js';
 import { BatchCoalescer } from './batch-coalescer.js';
 import type { SnapshotBatch } from '../../connectors/types.js';
-import { Interner } from './intern.js';
 
 export interface Progress {
   phase: string;
@@ -64,13 +62,11 @@ export async function executeRun(ctx: AppContext, runId: string, hooks: ExecuteH
     // the first attempt, so a resumed run reconciles what it staged.
     let { full_snapshot: complete, delta_since: since } = run;
     const asOf = today(run.started_at ?? new Date());
-    const interner = new Interner();
-    let snapshot: Snapshot;
-    // A stage that lost pages (Postgres restarted: the table is unlogged) is fetched again.
-    const stageIntact = run.staged_at !== null && run.staged_pages === await countStagedPages(ctx.db, runId);
+    // A stage that lost batches (Postgres restarted: its tables are unlogged) is fetched again.
+    const stageIntact = run.staged_at !== null && run.staged_pages === await countStagedPages(ctx.db, runId) && await stageTablesExist(ctx.db, runId);
     if (run.staged_at && !stageIntact) {
       // An approval covers the snapshot that was reviewed, never a fresh one.
-      if (run.approved) throw new Error('the held snapshot is no longer staged (Postgres was restarted); trigger a new sync and review it again');
+      if (run.approved) throw new Error('the held snapshot is no longer staged (Postgres was restarted, or it was staged by an older version); trigger a new sync and review it again');
       log.warn({ expected: run.staged_pages }, 'staged snapshot incomplete; fetching again');
     }
     if (!stageIntact) {
@@ -80,25 +76,18 @@ export async function executeRun(ctx: AppContext, runId: string, hooks: ExecuteH
       if (Number(chosen.numUpdatedRows) === 0) throw new SupersededError(runId, lease.attempt);
       const maxRecords = await recordsBound(ctx.db, district.id);
       log.info({ provider: district.provider, complete, since, maxRecords }, 'fetching roster snapshot');
-      // The snapshot is built in memory as it is staged; the stage is for whoever resumes or approves.
-      const builder = new SnapshotBuilder(complete, asOf, interner);
-      await fetchIntoStage(ctx, connector, lease, { full: complete, since: since ?? undefined, maxRecords }, builder, report);
-      snapshot = builder.build();
+      await fetchIntoStage(ctx, connector, lease, { full: complete, since: since ?? undefined, maxRecords }, report);
     } else {
       log.info({ attempt: run.attempts }, 'snapshot already staged; resuming at reconcile');
-      const t0 = performance.now();
-      snapshot = await loadSnapshot(ctx.db, runId, new SnapshotBuilder(complete, asOf, interner));
-      log.info({ ms: Math.round(performance.now() - t0), ...memory() }, 'snapshot loaded from stage');
     }
     // Reported before the transaction opens: inside it, a heartbeat would need a
     // second connection (and the hook Redis) while the district's lock is held.
     await report({ phase: 'apply' });
 
-    const outcome = await reconcileAndApply(ctx, district, snapshot, {
-      interner,
+    const outcome = await reconcileAndApply(ctx, district, { staged: true, complete }, {
       lease, asOf, dryRun: run.dry_run, approved: run.approved, createdAt: run.created_at,
     });
-    log.info({ counts: outcome.plan.counts, status: outcome.status }, outcome.status === 'HELD' ? 'run held for review' : run.dry_run ? 'dry run: plan computed, nothing applied' : 'run applied');
+    log.info({ counts: outcome.counts, status: outcome.status }, outcome.status === 'HELD' ? 'run held for review' : run.dry_run ? 'dry run: plan computed, nothing applied' : 'run applied');
     return 'done';
   } catch (err) {
     if (err instanceof SupersededError) {
@@ -112,16 +101,14 @@ export async function executeRun(ctx: AppContext, runId: string, hooks: ExecuteH
   }
 }
 
-/** Records per staged page: provider pages smaller than this are gathered first. */
-const STAGE_BATCH_RECORDS = 1000;
+/** Records per staged batch (one COPY): smaller provider pages are gathered, larger ones cut. */
+const STAGE_BATCH_RECORDS = 5000;
 
 /** Quarantined records listed by name in a run's detail. */
 const QUARANTINE_DETAIL = 200;
 
 export interface ApplyOptions {
   lease: RunLease;
-  /** Shared with the snapshot's load so local and staged records share their strings. */
-  interner?: Interner;
   asOf: string;
   dryRun: boolean;
   /** An approved run skips the guards: someone looked at it and said yes. */
@@ -130,12 +117,16 @@ export interface ApplyOptions {
   createdAt?: Date;
 }
 
+/** What a run reconciles: its own staged snapshot, or a small one built in memory (ops, sign-in, tests). */
+export type SnapshotSource = { staged: true; complete: boolean } | Snapshot;
+
 /**
  * The reconcile step of a run, in one transaction under the district lock:
- * read local state, plan, then record the run as dry-run, HELD or applied,
- * together with the changes. Nothing is half-written whatever happens.
+ * plan in Postgres from the snapshot and the district's rows, then record the
+ * run as dry-run, HELD or applied, together with the changes. Nothing is
+ * half-written whatever happens; the worker holds counts, never the district.
  */
-export async function reconcileAndApply(ctx: AppContext, district: District, snapshot: Snapshot, opts: ApplyOptions): Promise<{ status: 'SUCCEEDED' | 'HELD'; plan: Plan }> {
+export async function reconcileAndApply(ctx: AppContext, district: District, source: SnapshotSource, opts: ApplyOptions): Promise<{ status: 'SUCCEEDED' | 'HELD' } & DbPlan> {
   const { lease } = opts;
   const { runId } = lease;
   return ctx.db.transaction().execute(async (trx) => {
@@ -150,39 +141,43 @@ export async function reconcileAndApply(ctx: AppContext, district: District, sna
     }
     let t = performance.now();
     const lap = () => { const ms = Math.round(performance.now() - t); t = performance.now(); return ms; };
-    const local = await loadLocalState(trx, district.id, opts.interner);
-    const loadMs = lap();
-    const plan = reconcile(snapshot, local, { asOf: opts.asOf });
-    ctx.logger.info({ runId, loadMs, reconcileMs: lap(), ...memory() }, 'plan computed');
+    const staged = 'staged' in source;
+    const tables = staged ? stagedSnapshot(runId) : await snapshotInTables(trx, source);
+    const merged = await mergeDuplicates(trx, tables, opts.asOf);
+    const mergeMs = lap();
+    const plan = await planInDb(trx, tables, { districtId: district.id, provider: district.provider, complete: source.complete, asOf: opts.asOf });
+    ctx.logger.info({ runId, merged, mergeMs, planMs: lap(), steps: plan.timings, ...memory() }, 'plan computed');
     const verdict = opts.approved ? { held: false as const } : evaluateGuards(plan.stats, district.guard);
+    // Which records were left as they were, and why (the first ones; the count is in counts.recordsQuarantined).
+    const quarantined = plan.stats.quarantined === 0 ? [] : (await sql<{ kind: string; sourced_id: string | null; reason: string; conflict: boolean }>`
+      SELECT kind, sourced_id, reason, conflict FROM ${tables.quarantine} ORDER BY seq, sourced_id LIMIT ${QUARANTINE_DETAIL}`.execute(trx)).rows;
     const guard = {
       ...plan.stats,
       ...(verdict.held ? { held: true, reason: verdict.reason, reasons: verdict.reasons, threshold: verdict.threshold } : { held: false }),
-      // Which records were left as they were, and why (the first ones; the count is in counts.recordsQuarantined).
-      ...(snapshot.quarantined.length ? { quarantined: snapshot.quarantined.slice(0, QUARANTINE_DETAIL).map(({ kind, sourcedId, reason, conflict }) => ({ kind, sourcedId, reason, ...(conflict ? { conflict } : {}) })) } : {}),
+      ...(quarantined.length ? { quarantined: quarantined.map((q) => ({ kind: q.kind, sourcedId: q.sourced_id, reason: q.reason, ...(q.conflict ? { conflict: true } : {}) })) } : {}),
     };
     if (opts.dryRun || verdict.held) {
       // What it would do, person by person, for `run <id> --plan`.
-      await recordPlanItems(trx, runId, plan, snapshot, local);
+      await recordPlanItems(trx, runId, tables, district.id, district.provider);
     }
     if (opts.dryRun) {
       await updateRun(trx, lease, { status: 'SUCCEEDED', phase: 'done', counts: plan.counts, guard, finished: true });
       await clearStage(trx, runId);
-      return { status: 'SUCCEEDED', plan };
+      return { status: 'SUCCEEDED', ...plan };
     }
     if (verdict.held) {
       // The stage is kept: approving the run applies exactly this snapshot.
       await updateRun(trx, lease, { status: 'HELD', phase: 'held', counts: plan.counts, guard, error: verdict.reason, finished: true });
-      return { status: 'HELD', plan };
+      return { status: 'HELD', ...plan };
     }
-    await applyPlan(trx, { districtId: district.id, provider: district.provider, runId }, plan, local);
+    const applySteps = await applyPlan(trx, { districtId: district.id, provider: district.provider, runId });
     const applyMs = lap();
     await updateRun(trx, lease, { status: 'SUCCEEDED', phase: 'done', counts: plan.counts, guard, error: null, finished: true });
     // This run's stage and plan, and those of older HELD runs (their snapshot is stale now).
     await dropStages(trx, sql`SELECT id FROM sync_runs WHERE id = ${runId}::uuid OR (district_id = ${district.id} AND status = 'HELD'
         AND created_at < (SELECT created_at FROM sync_runs WHERE id = ${runId}::uuid))`);
-    ctx.logger.info({ runId, applyMs, clearMs: lap() }, 'plan applied');
-    return { status: 'SUCCEEDED', plan };
+    ctx.logger.info({ runId, applyMs, applySteps, clearMs: lap() }, 'plan applied');
+    return { status: 'SUCCEEDED', ...plan };
   });
 }
 
@@ -211,11 +206,11 @@ async function chooseSnapshotKind(ctx: AppContext, districtId: string, connector
 
 const DELTA_OVERLAP_MS = 5 * 60 * 1000;
 
-async function fetchIntoStage(ctx: AppContext, connector: Connector, lease: RunLease, opts: { full: boolean; since?: Date; maxRecords: number }, builder: SnapshotBuilder, report: (p: Progress) => Promise<void>): Promise<void> {
+async function fetchIntoStage(ctx: AppContext, connector: Connector, lease: RunLease, opts: { full: boolean; since?: Date; maxRecords: number }, report: (p: Progress) => Promise<void>): Promise<void> {
   const { runId } = lease;
   // A half-staged snapshot from a dead attempt cannot be trusted to be whole:
   // start over (fenced: a superseded attempt must not wipe a newer one's pages).
-  await clearStage(ctx.db, runId, lease);
+  await resetStage(ctx.db, lease);
   const fetchStarted = performance.now();
   let last = 0;
   let staged = 0;
@@ -226,7 +221,6 @@ async function fetchIntoStage(ctx: AppContext, connector: Connector, lease: RunL
   const coalescer = new BatchCoalescer(STAGE_BATCH_RECORDS);
   const stage = async (ready: SnapshotBatch) => {
     if (await stageBatch(ctx.db, lease, ready)) pagesStaged += 1;
-    builder.add(ready);
   };
   for await (const batch of connector.fetch({
     full: opts.full,

@@ -1,10 +1,8 @@
 import type { AppContext } from '../context.js';
 import { getDistrict, NotFoundError } from '../districts/repository.js';
 import type { PoolScope } from '../licenses/rules.js';
-import { reconcile } from '../reconcile/reconcile.js';
 import type { Snapshot } from '../reconcile/types.js';
-import { applyPlan } from './apply.js';
-import { loadLocalState } from './local-state.js';
+import { applyPlan, planSmallChange } from './apply.js';
 import { lockDistrict, toRunView, type RunTrigger, type RunView } from './runs.js';
 
 /** A delta that changes no roster record: what ops actions reconcile against. */
@@ -23,13 +21,13 @@ async function settle(ctx: AppContext, districtId: string, trigger: RunTrigger, 
     await lockDistrict(trx, districtId);
     await before?.(trx);
     const startedAt = new Date();
-    const local = await loadLocalState(trx, districtId);
-    const plan = reconcile(emptyDelta(), local, { asOf: startedAt.toISOString().slice(0, 10), removals });
+    const scope = { districtId, provider: district.provider };
+    const plan = await planSmallChange(trx, scope, emptyDelta(), { asOf: startedAt.toISOString().slice(0, 10), removals });
     const run = await trx.insertInto('sync_runs').values({
       district_id: districtId, trigger, status: 'SUCCEEDED', dry_run: false, full_snapshot: false, phase: 'done',
       counts: JSON.stringify(plan.counts), started_at: startedAt,
     }).returning('id').executeTakeFirstOrThrow();
-    await applyPlan(trx, { districtId, provider: district.provider, runId: run.id }, plan, local);
+    await applyPlan(trx, { ...scope, runId: run.id });
     const row = await trx.updateTable('sync_runs').set({ finished_at: new Date() }).where('id', '=', run.id).returningAll().executeTakeFirstOrThrow();
     ctx.logger.info({ districtId, runId: run.id, trigger, counts: plan.counts }, 'ops change applied');
     return toRunView(row);

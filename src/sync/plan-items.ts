@@ -1,8 +1,7 @@
 import { sql, type Transaction } from 'kysely';
 import type { Db } from '../../db/connection.js';
 import type { Database } from '../../db/schema.js';
-import type { User } from '../domain/model.js';
-import type { LocalState, Plan, Snapshot } from '../reconcile/types.js';
+import type { SnapshotTables } from '../reconcile/sql/snapshot-source.js';
 import { getRun } from './runs.js';
 
 // A HELD or dry run keeps what it would do, person by person, so an ops
@@ -23,36 +22,30 @@ export interface PlanItem {
   reason: string | null;
 }
 
-const CHUNK = 10000;
-
-export async function recordPlanItems(trx: Transaction<Database>, runId: string, plan: Plan, snapshot: Snapshot, local: LocalState): Promise<void> {
-  const person = (sid: string): User | undefined => snapshot.users.get(sid) ?? local.users.get(sid)?.record;
-  const item = (section: PlanSection, action: string, sourcedId: string, extra: Partial<PlanItem> = {}): PlanItem => {
-    const u = person(sourcedId);
-    return { section, action, sourcedId, name: u ? `${u.givenName} ${u.familyName}`.trim() : null, role: u?.role ?? null, classSourcedId: null, product: null, reason: null, ...extra };
-  };
-  const items: PlanItem[] = [
-    ...plan.users.delete.map((d) => item('users', 'delete', d.sourcedId, { reason: d.reason })),
-    ...plan.users.reactivate.map((u) => item('users', 'reactivate', u.sourcedId)),
-    ...plan.users.create.map((u) => item('users', 'create', u.sourcedId)),
-    ...plan.users.update.map((u) => item('users', 'update', u.sourcedId)),
-    ...plan.enrollments.end.map((e) => item('enrollments', 'end', e.userSourcedId, { classSourcedId: e.classSourcedId, reason: e.reason })),
-    ...plan.enrollments.add.map((e) => item('enrollments', 'add', e.userSourcedId, { classSourcedId: e.classSourcedId })),
-    ...plan.seats.release.map((s) => item('seats', 'release', s.userSourcedId, { product: s.product, reason: s.reason })),
-    ...plan.seats.assign.map((s) => item('seats', 'assign', s.userSourcedId, { product: s.product })),
-    ...plan.seats.waitlistAdd.map((s) => item('seats', 'waitlist', s.userSourcedId, { product: s.product })),
-  ];
+/**
+ * Keeps what a HELD or dry run would do, from the plan the reconciler left in
+ * the transaction (src/reconcile/sql/plan.ts), one INSERT … SELECT: people by
+ * name and role (as the snapshot has them, else as the district does).
+ */
+export async function recordPlanItems(trx: Transaction<Database>, runId: string, snap: SnapshotTables, districtId: string, provider: string): Promise<void> {
   await trx.deleteFrom('run_plan_items').where('run_id', '=', runId).execute();
-  for (let i = 0; i < items.length; i += CHUNK) {
-    const part = items.slice(i, i + CHUNK);
-    const col = <K extends keyof PlanItem>(k: K) => part.map((p) => p[k]);
-    await sql`
-      INSERT INTO run_plan_items (run_id, seq, section, action, sourced_id, name, role, class_sourced_id, product, reason)
-      SELECT ${runId}::uuid, ${i} + r.ord, r.section, r.action, r.sourced_id, r.name, r.role, r.class_sourced_id, r.product, r.reason
-      FROM unnest(${col('section')}::text[], ${col('action')}::text[], ${col('sourcedId')}::text[], ${col('name')}::text[], ${col('role')}::text[],
-                  ${col('classSourcedId')}::text[], ${col('product')}::text[], ${col('reason')}::text[])
-        WITH ORDINALITY AS r(section, action, sourced_id, name, role, class_sourced_id, product, reason, ord)`.execute(trx);
-  }
+  await sql`
+    INSERT INTO run_plan_items (run_id, seq, section, action, sourced_id, name, role, class_sourced_id, product, reason)
+    SELECT ${runId}::uuid, row_number() OVER (ORDER BY i.rank, i.sid COLLATE "C", i.class_sid COLLATE "C", i.product COLLATE "C"),
+      i.section, i.action, i.sid,
+      COALESCE(NULLIF(trim(s.given_name || ' ' || s.family_name), ''), NULLIF(trim(l.given_name || ' ' || l.family_name), '')),
+      COALESCE(s.role, l.role), i.class_sid, i.product, i.reason
+    FROM (
+      SELECT 'users' AS section, action, sid, NULL AS class_sid, NULL AS product, reason,
+        CASE action WHEN 'delete' THEN 1 WHEN 'reactivate' THEN 2 WHEN 'create' THEN 3 ELSE 4 END AS rank FROM p_users
+      UNION ALL
+      SELECT 'enrollments', action, user_sid, class_sid, NULL, reason, CASE action WHEN 'end' THEN 5 ELSE 6 END FROM p_enrollments
+      UNION ALL
+      SELECT 'seats', action, sid, NULL, product, reason, CASE action WHEN 'release' THEN 7 WHEN 'assign' THEN 8 ELSE 9 END FROM p_seats
+      WHERE action IN ('release', 'assign', 'waitlist')
+    ) i
+    LEFT JOIN ${snap.users} s ON s.sourced_id = i.sid  -- one row per user once duplicates are merged
+    LEFT JOIN users l ON l.district_id = ${districtId} AND l.provider = ${provider} AND l.sourced_id = i.sid`.execute(trx);
 }
 
 export interface PlanPage {

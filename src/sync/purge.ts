@@ -37,9 +37,12 @@ export async function purgeDistrict(ctx: AppContext, districtId: string, scope: 
       seats: await count(sql`SELECT 1 FROM seat_assignments WHERE user_id IN (${victims})`),
       classes: scope === 'all-roster-data' ? await count(sql`SELECT 1 FROM classes WHERE district_id = ${districtId}`) : 0,
     };
-    // Enrollments, seats and wait-list rows go with their users (ON DELETE CASCADE).
+    // Memberships first (they carry no foreign keys: db/migrations/006), in one
+    // set-based statement; seats and wait-list rows go with their users (ON DELETE CASCADE).
+    await sql`DELETE FROM enrollments WHERE user_id IN (${victims})`.execute(trx);
     await sql`DELETE FROM users u WHERE u.district_id = ${districtId} ${onlyDeleted}`.execute(trx);
     if (scope === 'all-roster-data') {
+      await sql`DELETE FROM enrollments WHERE district_id = ${districtId}`.execute(trx);
       for (const table of ['classes', 'courses', 'terms', 'schools']) {
         await sql`DELETE FROM ${sql.table(table)} WHERE district_id = ${districtId}`.execute(trx);
       }

@@ -4,7 +4,7 @@ import type { RunStatus, SyncRunRow } from '../../db/schema.js';
 import { zeroCounts, type RunCounts } from '../domain/model.js';
 import { NotFoundError } from '../districts/repository.js';
 import { dropStages } from './stage.js';
-import { cleanText } from './snapshot-builder.js';
+import { cleanText } from './record-prep.js';
 
 export type RunTrigger = 'cli' | 'api' | 'schedule' | 'webhook' | 'ops:remove-student' | 'ops:license-change' | 'sso:jit';
 

@@ -3,42 +3,8 @@ import { enrollmentHasEnded, enrollmentIsCurrent } from '../licenses/rules.js';
 import type { SnapshotBatch } from '../../connectors/types.js';
 import type { Snapshot } from '../reconcile/types.js';
 import { Interner } from './intern.js';
+import { prepareBatch } from './record-prep.js';
 
-/**
- * Longest sourcedId accepted. Real providers use ids of 24 (Clever) to ~64
- * (OneRoster GUIDs) characters; anything near Postgres' btree row limit (~2.7 kB)
- * would fail the whole run's write, so an over-long id is refused per record.
- */
-export const MAX_SOURCED_ID = 255;
-
-// C0 and C1 control characters (NUL included: Postgres refuses it in text).
-// Tabs and line breaks in a name become a space rather than vanish.
-const CONTROL = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]/g;
-const BREAKS = /[\t\n\r]+/g;
-
-/** A provider string fit to store and to print: no control characters, no surrounding blanks. */
-export function cleanText(s: string): string {
-  return s.replace(BREAKS, ' ').replace(CONTROL, '').trim();
-}
-
-const printableId = (s: string) => cleanText(s).slice(0, 64) + (s.length > 64 ? '…' : '');
-
-function cleanRecord<T extends object>(record: T): T {
-  for (const [k, v] of Object.entries(record)) {
-    if (typeof v === 'string') (record as Record<string, unknown>)[k] = cleanText(v);
-    else if (Array.isArray(v)) (record as Record<string, unknown>)[k] = v.map((x) => (typeof x === 'string' ? cleanText(x) : x));
-  }
-  return record;
-}
-
-/** The ids a record names, for the length check. */
-function idsOf(kind: RecordKind, record: RecordKinds[RecordKind]): string[] {
-  if (kind === 'enrollments') {
-    const e = record as Enrollment;
-    return [e.userSourcedId, e.classSourcedId];
-  }
-  return [(record as { sourcedId: string }).sourcedId];
-}
 
 const ROLE_RANK: Record<Role, number> = { teacher: 3, administrator: 2, student: 1 };
 /** Fields that legitimately differ between one person's copies when they hold several roles. */
@@ -72,23 +38,16 @@ export class SnapshotBuilder {
     };
   }
 
-  add(batch: SnapshotBatch): void {
+  add(incoming: SnapshotBatch): void {
+    const { batch, quarantined } = prepareBatch(incoming);
+    for (const q of quarantined) this.quarantine(q);
     if (batch.kind === 'quarantine') {
-      // Their ids and reasons echo provider text: cleaned like any record (a NUL would fail the run's jsonb write).
-      for (const q of batch.records) {
-        this.snapshot.quarantined.push({ ...q, sourcedId: q.sourcedId === null ? null : q.sourcedId.length > MAX_SOURCED_ID ? printableId(q.sourcedId) : cleanText(q.sourcedId), reason: cleanText(q.reason).slice(0, 500) });
-      }
+      for (const q of batch.records) this.snapshot.quarantined.push(q);
       return;
     }
     const { intern } = this;
     const target = this.snapshot[batch.kind] as Map<string, RecordKinds[RecordKind]>;
-    for (const raw of batch.records) {
-      const tooLong = idsOf(batch.kind, raw).find((id) => id.length > MAX_SOURCED_ID);
-      if (tooLong !== undefined) {
-        this.quarantine({ kind: batch.kind, sourcedId: printableId(tooLong), reason: `sourcedId is ${tooLong.length} characters long (at most ${MAX_SOURCED_ID})` });
-        continue;
-      }
-      const record = cleanRecord(raw);
+    for (const record of batch.records as RecordKinds[RecordKind][]) {
       if (batch.kind === 'enrollments') {
         const e = record as Enrollment;
         e.userSourcedId = intern(e.userSourcedId);

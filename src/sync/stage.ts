@@ -1,33 +1,56 @@
 import { sql, type RawBuilder } from 'kysely';
-import type { Db } from '../../db/connection.js';
+import { from as copyFrom } from 'pg-copy-streams';
+import { pipeline } from 'node:stream/promises';
+import { Readable } from 'node:stream';
+import { poolOf, type Db } from '../../db/connection.js';
 import type { SnapshotBatch } from '../../connectors/types.js';
-import type { Snapshot } from '../reconcile/types.js';
-import type { SnapshotBuilder } from './snapshot-builder.js';
 import { SupersededError, type RunLease } from './runs.js';
+import { prepareBatch } from './record-prep.js';
+import { copyStatement, copyText, createStageTablesSql, type StageKind } from './stage-tables.js';
 
-// A run's snapshot is staged in Postgres under its run id, one row per provider
-// page, so the fetch and the reconcile are separate steps: a worker that dies
-// after the fetch is replaced by one that reconciles from the stage, and a HELD
-// run can be approved later from exactly the snapshot that was held.
-
-/** Pages read per query when loading a stage back: bounds each result set. */
-const READ_PAGE = 4;
+// A run's snapshot is staged in Postgres, in typed tables of its own
+// (src/sync/stage-tables.ts), so the fetch and the reconcile are separate
+// steps: a worker that dies after the fetch is replaced by one that
+// reconciles from the stage, and a HELD run can be approved later from exactly
+// the snapshot that was held. run_stage is the stage's ledger: a row per batch.
 
 /**
- * Stages one page for the attempt holding the run. The run's row is locked in
- * share mode while the page goes in, so a newer attempt's claim waits for it
- * and then clears it with the rest; once superseded, nothing is staged.
+ * Stages one batch for the attempt holding the run, by COPY, in a transaction
+ * that first locks the run's row in share mode: a newer attempt's claim waits
+ * for the batch and then drops the stage with the rest; once superseded,
+ * nothing is staged. Returns false for an empty batch (nothing written).
  */
-export async function stageBatch(db: Db, lease: RunLease, batch: SnapshotBatch): Promise<boolean> {
-  if (batch.records.length === 0) return false;
+export async function stageBatch(db: Db, lease: RunLease, incoming: SnapshotBatch): Promise<boolean> {
+  const { batch, quarantined } = prepareBatch(incoming);
+  const records = batch.records.length + quarantined.length;
+  if (records === 0) return false;
   const { runId, attempt } = lease;
-  const result = await sql`
-    INSERT INTO run_stage (run_id, seq, kind, records, data)
-    SELECT ${runId}::uuid, COALESCE((SELECT max(seq) FROM run_stage WHERE run_id = ${runId}::uuid), 0) + 1, ${batch.kind}, ${batch.records.length}, ${JSON.stringify(batch.records)}
-    FROM sync_runs r WHERE r.id = ${runId}::uuid AND r.attempts = ${attempt} AND r.status = 'RUNNING'
-    FOR SHARE OF r`.execute(db);
-  if (Number(result.numAffectedRows ?? 0) === 0) throw new SupersededError(runId, attempt);
-  return true;
+  const client = await poolOf(db).connect();
+  let broken: Error | undefined;
+  try {
+    await client.query('BEGIN');
+    const held = await client.query(`SELECT 1 FROM sync_runs WHERE id = $1 AND attempts = $2 AND status = 'RUNNING' FOR SHARE`, [runId, attempt]);
+    if (held.rowCount === 0) throw new SupersededError(runId, attempt);
+    const { rows } = await client.query<{ seq: number }>(
+      `INSERT INTO run_stage (run_id, seq, kind, records, data)
+       SELECT $1, COALESCE(max(seq), 0) + 1, $2, $3, NULL FROM run_stage WHERE run_id = $1 RETURNING seq`, [runId, batch.kind, records]);
+    const seq = rows[0]!.seq;
+    const copy = async (kind: StageKind, items: readonly unknown[]) => {
+      if (items.length === 0) return;
+      await pipeline(Readable.from([copyText(kind, seq, items)]), client.query(copyFrom(copyStatement(runId, kind))));
+    };
+    await copy(batch.kind, batch.records);
+    await copy('quarantine', quarantined);
+    await client.query('COMMIT');
+    return true;
+  } catch (err) {
+    broken = err as Error;
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  } finally {
+    // A connection that failed mid-COPY is not handed to anyone else.
+    client.release(broken && !(broken instanceof SupersededError) ? broken : undefined);
+  }
 }
 
 export async function countStagedPages(db: Db, runId: string): Promise<number> {
@@ -35,39 +58,50 @@ export async function countStagedPages(db: Db, runId: string): Promise<number> {
   return Number(row.n);
 }
 
+/** Whether a run's stage tables exist (an older stage, in JSON pages, has none). */
+export async function stageTablesExist(db: Db, runId: string): Promise<boolean> {
+  const { rows } = await sql<{ n: number }>`
+    SELECT count(*)::int AS n FROM pg_class c JOIN pg_namespace s ON s.oid = c.relnamespace
+    WHERE s.nspname = 'stage' AND c.relname LIKE ${`r${runId.replace(/-/g, '')}\\_%`}`.execute(db);
+  return (rows[0]?.n ?? 0) > 0;
+}
+
 /**
- * Deletes a run's staged pages. With a lease, only while that attempt holds the
- * run (the run's row is locked in share mode meanwhile, as for staging).
+ * Starts a run's stage afresh for the attempt holding it: a half-staged
+ * snapshot from a dead attempt cannot be trusted to be whole. The run's row is
+ * locked in share mode meanwhile, as for staging.
+ */
+export async function resetStage(db: Db, lease: RunLease): Promise<void> {
+  const { runId, attempt } = lease;
+  await db.transaction().execute(async (trx) => {
+    const { rows } = await sql`SELECT 1 FROM sync_runs WHERE id = ${runId}::uuid AND attempts = ${attempt} AND status = 'RUNNING' FOR SHARE`.execute(trx);
+    if (rows.length === 0) throw new SupersededError(runId, attempt);
+    await sql`SELECT stage.drop_run(${runId}::uuid)`.execute(trx);
+    await trx.deleteFrom('run_stage').where('run_id', '=', runId).execute();
+    for (const ddl of createStageTablesSql(runId)) await ddl.execute(trx);
+  });
+}
+
+/**
+ * Drops a run's stage. With a lease, only while that attempt holds the run
+ * (the run's row is locked in share mode meanwhile, as for staging).
  */
 export async function clearStage(db: Db, runId: string, lease?: RunLease): Promise<void> {
   if (!lease) {
-    await db.deleteFrom('run_stage').where('run_id', '=', runId).execute();
+    await dropStages(db, sql`SELECT ${runId}::uuid`);
     return;
   }
-  // One statement, so the check and the delete see the same (locked) run row.
-  const { rows } = await sql<{ held: number }>`
-    WITH lease AS (SELECT id FROM sync_runs WHERE id = ${runId}::uuid AND attempts = ${lease.attempt} AND status = 'RUNNING' FOR SHARE),
-         gone AS (DELETE FROM run_stage WHERE run_id IN (SELECT id FROM lease) RETURNING 1)
-    SELECT (SELECT count(*) FROM lease)::int AS held, (SELECT count(*) FROM gone)::int AS deleted`.execute(db);
-  if (!rows[0]?.held) throw new SupersededError(runId, lease.attempt);
+  await db.transaction().execute(async (trx) => {
+    const { rows } = await sql`SELECT 1 FROM sync_runs WHERE id = ${runId}::uuid AND attempts = ${lease.attempt} AND status = 'RUNNING' FOR SHARE`.execute(trx);
+    if (rows.length === 0) throw new SupersededError(runId, lease.attempt);
+    await dropStages(trx, sql`SELECT ${runId}::uuid`);
+  });
 }
 
-/** Drops the staged snapshots and plans (names, emails) of the runs a query selects. */
+/** Drops the staged snapshots and plans (names, emails) of the runs a query selects; returns the batches dropped. */
 export async function dropStages(db: Db, runIds: RawBuilder<unknown>): Promise<number> {
+  await sql`SELECT stage.drop_run(id) FROM (${runIds}) AS runs(id)`.execute(db);
   const pages = await sql`DELETE FROM run_stage WHERE run_id IN (${runIds})`.execute(db);
   await sql`DELETE FROM run_plan_items WHERE run_id IN (${runIds})`.execute(db);
   return Number(pages.numAffectedRows ?? 0);
-}
-
-/** Reads a run's staged snapshot back, page by page. */
-export async function loadSnapshot(db: Db, runId: string, builder: SnapshotBuilder): Promise<Snapshot> {
-  let after = 0;
-  for (;;) {
-    const pages = await db.selectFrom('run_stage').select(['seq', 'kind', 'data'])
-      .where('run_id', '=', runId).where('seq', '>', after).orderBy('seq').limit(READ_PAGE).execute();
-    for (const page of pages) builder.add({ kind: page.kind, records: JSON.parse(page.data) } as SnapshotBatch);
-    if (pages.length < READ_PAGE) break;
-    after = pages[pages.length - 1]!.seq;
-  }
-  return builder.build();
 }

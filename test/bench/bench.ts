@@ -2,16 +2,25 @@
 // (Clever, ClassLink, Canvas by report and by REST, Schoology; each in its own
 // process); times a first sync, a no-op resync and a resync after 1% churn,
 // each through the real queue in a fresh worker process, counts the requests
-// the provider saw, and checks the targets (issue #8).
+// the provider saw, and checks the targets (issues #8 and #11).
 //   npm run bench -- --providers canvas,schoology      (or BENCH_PROVIDERS=canvas)
+//   npm run bench -- --providers clever --sizes 50000,200000,1000000
+// Beside the syncs, in the same run, for each provider and size:
+// - bare fetch: the connector alone reading the same snapshot from the same fake
+//   server (fetch-profile.ts --attach, a child process), after the no-op resync;
+// - raw COPY (once per size): the first sync's rows COPYed into a scratch
+//   database, constraints built after (copy-load.ts, a child process).
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, mkdirSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { cpus } from 'node:os';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { sql } from 'kysely';
 import pg from 'pg';
+import { z } from 'zod';
 import { withDefaultUser } from '../../db/connection.js';
 import { openContext, type AppContext } from '../../src/context.js';
 import { closeQueue, syncQueue } from '../../jobs/queues.js';
@@ -20,31 +29,55 @@ import { waitForRun } from '../../src/sync/wait.js';
 import { loadConfig } from '../../src/config.js';
 import { upsertDistrict } from '../../src/districts/repository.js';
 import { setLicensePool } from '../../src/sync/ops.js';
-import { BENCH_PROVIDERS, fakeSpec, parseProviders, requestsBetween, serverStats, type BenchProvider } from './fakes.js';
+import { BENCH_PROVIDERS, fakeSpec, parseProviders, requestsBetween, serverStats, type BenchProvider, type DistrictShape } from './fakes.js';
 import { formatPhases, notePhase, type Phases } from './phases.js';
 
 const { values } = parseArgs({
   options: {
     students: { type: 'string', default: '50000' },
-    sections: { type: 'string', default: '2000' },
+    // Issue #11: several district sizes in one run, smallest first (default: --students alone).
+    sizes: { type: 'string' },
+    // Default: one section per 25 students at every size. Given, it is the smallest size's count, and the others keep its ratio.
+    sections: { type: 'string' },
     'per-student': { type: 'string', default: '6' },
     schools: { type: 'string', default: '25' },
     'page-size': { type: 'string', default: '1000' },
     // The deployment setting the README documents for the worker: a V8 heap
     // ceiling makes the collector hand freed pages back instead of letting RSS
-    // ride at the high-water mark of the fetch phase's garbage.
+    // ride at the high-water mark of the fetch phase's garbage. The same at every size.
     'worker-heap-mb': { type: 'string', default: '384' },
     // clever, classlink, canvas (= canvas-report,canvas-rest), canvas-report, canvas-rest, schoology; default all.
     providers: { type: 'string', default: process.env.BENCH_PROVIDERS || BENCH_PROVIDERS.join(',') },
-    // A directory to keep each worker's full log in (one file per provider and scenario).
+    // A directory to keep each worker's full log in (one file per provider, size and scenario).
     'worker-logs': { type: 'string' },
+    // Leave out the baselines: bare-fetch, raw-copy (comma-separated).
+    skip: { type: 'string', default: '' },
   },
 });
-const students = Number(values.students);
-const TARGETS = { first: 60_000, noop: 15_000, rssMb: 512 };
+
+function wholeNumbers(flag: string, list: string): number[] {
+  return list.split(',').map((s) => s.trim()).filter(Boolean).map((s) => {
+    const n = Number(s.replace(/_/g, ''));
+    if (!Number.isInteger(n) || n < 1) throw new Error(`--${flag}: '${s}' is not a whole number above 0`);
+    return n;
+  });
+}
+const sizes = [...new Set(wholeNumbers(values.sizes ? 'sizes' : 'students', values.sizes ?? values.students!))].sort((a, b) => a - b);
+if (sizes.length === 0) throw new Error('--sizes: name at least one size');
+const sectionsFor = (students: number) => Math.max(1, Math.round(values.sections ? (wholeNumbers('sections', values.sections)[0]! * students) / sizes[0]! : students / 25));
+const skip = new Set(values.skip!.split(',').map((s) => s.trim()).filter(Boolean));
+for (const s of skip) if (s !== 'bare-fetch' && s !== 'raw-copy') throw new Error(`--skip: unknown '${s}' (bare-fetch, raw-copy)`);
+const workerHeapMb = Number(values['worker-heap-mb']) > 0 ? Number(values['worker-heap-mb']) : null;
+
+const TARGETS = {
+  /** Issue #8, set for 50,000 students: checked at sizes up to that. */
+  first: 60_000, noop: 15_000, targetStudents: 50_000,
+  /** Issue #11. */
+  rssMb: 512, noopOverBareFetch: 1.5, firstOverRawCopy: 1.5, perStudentGrowth: 1.3, millionFirst: 300_000,
+};
 const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
-const tsx = fileURLToPath(new URL('../../node_modules/tsx/dist/cli.mjs', import.meta.url));
-const bin = fileURLToPath(new URL('../../bin/rostersync.js', import.meta.url));
+const tsx = here('../../node_modules/tsx/dist/cli.mjs');
+const bin = here('../../bin/rostersync.js');
 
 const baseUrl = new URL(withDefaultUser(process.env.DATABASE_URL ?? 'postgres://localhost:5432/rostersync'));
 baseUrl.pathname = '/rostersync_bench';
@@ -58,16 +91,28 @@ const env = {
 const workerEnv = { ...env, LOG_LEVEL: /^(debug|trace)$/.test(process.env.LOG_LEVEL ?? '') ? process.env.LOG_LEVEL! : 'info' };
 const WARN = 40;
 
-function child(args: string[]): { lines: AsyncIterator<string>; kill(): void; done: Promise<number | null> } {
-  const proc = spawn(process.execPath, [tsx, ...args], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+interface Child { pid: number; lines: AsyncIterator<string>; kill(): void; done: Promise<number | null> }
+
+function child(args: string[], childEnv: NodeJS.ProcessEnv = env): Child {
+  const proc = spawn(process.execPath, [tsx, ...args], { env: childEnv, stdio: ['ignore', 'pipe', 'inherit'] });
   const lines = createInterface({ input: proc.stdout })[Symbol.asyncIterator]();
-  return { lines, kill: () => proc.kill('SIGTERM'), done: new Promise((resolve) => proc.on('close', resolve)) };
+  return { pid: proc.pid!, lines, kill: () => proc.kill('SIGTERM'), done: new Promise((resolve) => proc.on('close', resolve)) };
 }
 
-async function firstLine<T>(c: ReturnType<typeof child>): Promise<T> {
+async function firstLine<T>(c: Child): Promise<{ raw: string; value: T }> {
   const { value, done } = await c.lines.next();
   if (done) throw new Error(`child exited with ${await c.done} before reporting`);
-  return JSON.parse(value) as T;
+  return { raw: value, value: JSON.parse(value) as T };
+}
+
+/** A child run to its end for its one JSON line (fetch-profile.ts, copy-load.ts). */
+async function report<T>(args: string[], schema: z.ZodType<T>, childEnv: NodeJS.ProcessEnv = env): Promise<T> {
+  const c = child(args, childEnv);
+  let line: string | undefined;
+  for (let next = await c.lines.next(); !next.done; next = await c.lines.next()) line ??= next.value;
+  const code = await c.done;
+  if (code !== 0 || !line) throw new Error(`${args[0]!.split('/').pop()} exited with ${code}${line ? '' : ' before reporting'}`);
+  return schema.parse(JSON.parse(line));
 }
 
 async function resetDatabase(): Promise<void> {
@@ -94,19 +139,33 @@ function rssMb(pid: number, field: 'VmHWM' | 'VmRSS' = 'VmHWM'): number {
   return kb / 1024;
 }
 const peakRssMb = (pid: number) => rssMb(pid, 'VmHWM');
+/** The largest peak RSS in a process tree: tsx runs a script in a child node process. */
+function treePeakRssMb(pid: number): number {
+  try {
+    const children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+    return Math.max(peakRssMb(pid), ...children.map(treePeakRssMb));
+  } catch {
+    return 0;
+  }
+}
+
+/** Starts each timed step from the same place: nothing dirty left for a checkpoint to write mid-measurement (needs superuser; skipped otherwise). */
+async function checkpoint(ctx: AppContext): Promise<void> {
+  await sql`CHECKPOINT`.execute(ctx.db).catch(() => undefined);
+}
 
 /**
  * One scenario: a fresh `rostersync worker` process (the production entry
  * point, so its peak RSS is what a deployment sees) takes the run off the queue.
  */
-async function scenario(ctx: AppContext, districtId: string, control: string, name: string, full = false): Promise<Result> {
-  const heap = Number(values['worker-heap-mb']) > 0 ? [`--max-old-space-size=${values['worker-heap-mb']}`] : [];
+async function scenario(ctx: AppContext, districtId: string, logTag: string, control: string, name: string, full = false): Promise<Result> {
+  const heap = workerHeapMb ? [`--max-old-space-size=${workerHeapMb}`] : [];
   const worker = spawn(process.execPath, [...heap, bin, 'worker', '--concurrency', '1'], { env: workerEnv, stdio: ['ignore', 'ignore', 'pipe'] });
   const exited = new Promise((resolve) => worker.once('close', resolve));
   const phases: Phases = {};
   const logDir = values['worker-logs'];
   if (logDir) mkdirSync(logDir, { recursive: true });
-  const keep = logDir ? createWriteStream(`${logDir}/${districtId}-${name.replace(/\W+/g, '-')}${full ? '-full' : ''}.log`) : null;
+  const keep = logDir ? createWriteStream(`${logDir}/${logTag}-${name.replace(/\W+/g, '-')}${full ? '-full' : ''}.log`) : null;
   const logLines = createInterface({ input: worker.stderr! });
   logLines.on('line', (text) => {
     keep?.write(`${text}\n`);
@@ -114,7 +173,11 @@ async function scenario(ctx: AppContext, districtId: string, control: string, na
     if (!line || line.level >= WARN) process.stderr.write(`${text}\n`);
   });
   try {
-    while ((await syncQueue(ctx).getWorkers()).length === 0) await sleep(50);
+    while ((await syncQueue(ctx).getWorkers()).length === 0) {
+      if (worker.exitCode !== null) throw new Error(`${name}: the worker exited with ${worker.exitCode} before taking work`);
+      await sleep(50);
+    }
+    await checkpoint(ctx);
     const before = await serverStats(control);
     const started = performance.now();
     const { run } = await triggerSync(ctx, districtId, { trigger: 'cli', full });
@@ -122,6 +185,8 @@ async function scenario(ctx: AppContext, districtId: string, control: string, na
     let sampled = { mb: 0, phase: '?' };
     const done = await waitForRun(ctx.db, run.id, {
       intervalMs: 100,
+      // A million students' first sync takes minutes; give up well past any target.
+      timeoutMs: 60 * 60 * 1000,
       onUpdate: (r) => {
         // A worker that already exited has no /proc entry; the run's own status says what happened.
         const mb = worker.exitCode === null ? rssMb(worker.pid!, 'VmRSS') : 0;
@@ -146,38 +211,68 @@ async function scenario(ctx: AppContext, districtId: string, control: string, na
 
 interface Check { what: string; ok: boolean }
 
-const shape = { students, sections: values.sections!, perStudent: values['per-student']!, schools: values.schools!, pageSize: Number(values['page-size']) };
+const BareFetch = z.object({ connectorOnlyMs: z.number(), requests: z.number(), records: z.record(z.string(), z.number()), peakRssMb: z.number(), cpu: z.object({ fakeServerMs: z.number().nullable(), connectorMs: z.number() }) });
+type BareFetch = z.infer<typeof BareFetch>;
+const RawCopy = z.object({ ms: z.number(), steps: z.record(z.string(), z.number()), rows: z.record(z.string(), z.number()), peakRssMb: z.number() });
+type RawCopy = z.infer<typeof RawCopy>;
 
-/** One provider's rows: its fake server in its own process, its district, its scenarios. */
-async function benchProvider(ctx: AppContext, provider: BenchProvider): Promise<{ results: Result[]; checks: Check[] }> {
+/** What the first sync left in the roster tables (the rows the raw COPY loads, compared by count). */
+const ROSTER_TABLES = ['schools', 'terms', 'courses', 'classes', 'users', 'enrollments'] as const;
+
+/** One provider at one size: its scenarios, the bare fetch, and what it is checked on. */
+interface ProviderRun {
+  provider: BenchProvider; students: number; sections: number;
+  results: Result[]; first: Result; noop: Result; churn: Result;
+  bare: BareFetch | null; bareError?: string;
+  fakePeakRssMb: number;
+  /** Rows in the roster tables right after the first sync. */
+  firstRows: Record<string, number>;
+}
+
+/** One provider's rows: its fake server in its own process, its district, its scenarios, its bare fetch. */
+async function benchProvider(ctx: AppContext, provider: BenchProvider, shape: DistrictShape): Promise<ProviderRun> {
   const spec = fakeSpec(provider, shape, (p) => here(`../../fixtures/${p}`));
   const server = child(spec.args);
   try {
-    const { settings, control } = spec.connect(await firstLine<unknown>(server));
-    process.stdout.write(`\n${provider}: fake server at ${settings.baseUrl}\n`);
+    const info = await firstLine<unknown>(server);
+    const { settings, control } = spec.connect(info.value);
+    process.stdout.write(`\n${provider}, ${shape.students.toLocaleString('en-US')} students: fake server at ${settings.baseUrl}\n`);
     const id = `bench-${provider}`;
+    const logTag = `${id}-${shape.students}`;
     await upsertDistrict(ctx.db, { id, schedule: null, settings });
-    await setLicensePool(ctx, id, { product: 'READ', seats: students, scope: { schools: [], grades: [], courses: [] } });
-    await setLicensePool(ctx, id, { product: 'MATH', seats: Math.floor(students / 4), scope: { schools: [], grades: [], courses: ['MATH-1', 'MATH-2'] } });
+    await setLicensePool(ctx, id, { product: 'READ', seats: shape.students, scope: { schools: [], grades: [], courses: [] } });
+    await setLicensePool(ctx, id, { product: 'MATH', seats: Math.floor(shape.students / 4), scope: { schools: [], grades: [], courses: ['MATH-1', 'MATH-2'] } });
 
-    const results = [await scenario(ctx, id, control, 'first sync'), await scenario(ctx, id, control, 'no-op resync')];
-    if (provider === 'classlink') results.push(await scenario(ctx, id, control, 'no-op resync', true));
+    const results = [await scenario(ctx, id, logTag, control, 'first sync')];
+    const firstRows: Record<string, number> = {};
+    for (const t of ROSTER_TABLES) {
+      firstRows[t] = (await sql<{ n: number }>`SELECT count(*)::int AS n FROM ${sql.table(t)} WHERE district_id = ${id}`.execute(ctx.db)).rows[0]!.n;
+    }
+    results.push(await scenario(ctx, id, logTag, control, 'no-op resync'));
+    if (provider === 'classlink') results.push(await scenario(ctx, id, logTag, control, 'no-op resync', true));
+
+    // The connector alone, reading the snapshot the no-op resync just read, from the same server.
+    let bare: BareFetch | null = null;
+    let bareError: string | undefined;
+    if (!skip.has('bare-fetch')) {
+      const heapEnv = workerHeapMb ? { ...env, NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --max-old-space-size=${workerHeapMb}`.trim() } : env;
+      try {
+        bare = await report([here('fetch-profile.ts'), '--provider', provider, '--attach', info.raw, '--server-pid', String(server.pid), '--runs', '1',
+          '--students', String(shape.students), '--sections', shape.sections, '--per-student', shape.perStudent, '--schools', shape.schools, '--page-size', String(shape.pageSize)], BareFetch, heapEnv);
+        process.stdout.write(`bare fetch: ${(bare.connectorOnlyMs / 1000).toFixed(1)} s, ${bare.requests} requests, ${sum(bare.records).toLocaleString('en-US')} records, peak RSS ${bare.peakRssMb} MB\n`);
+      } catch (err) {
+        bareError = (err as Error).message;
+        process.stdout.write(`bare fetch FAILED: ${bareError}\n`);
+      }
+    }
+
     const churn = await fetch(`${control}/__control/churn`, { method: 'POST', body: JSON.stringify({ pct: 1, seed: 7 }) }).then((r) => r.json()) as Record<string, number>;
     process.stdout.write(`churn applied at the provider: ${JSON.stringify(churn)}\n`);
-    results.push(await scenario(ctx, id, control, '1% churn resync'));
-
-    const first = results[0]!;
-    const noopFull = results.find((r) => r.name === 'no-op resync')!;
+    results.push(await scenario(ctx, id, logTag, control, '1% churn resync'));
     return {
-      results,
-      checks: [
-        { what: `${provider}: first sync under ${TARGETS.first / 1000} s`, ok: first.ms < TARGETS.first },
-        { what: `${provider}: no-op resync (full snapshot) under ${TARGETS.noop / 1000} s`, ok: noopFull.ms < TARGETS.noop },
-        { what: `${provider}: no-op resyncs change nothing`, ok: results.filter((r) => r.name.startsWith('no-op')).every((r) => Object.values(r.counts).every((n) => n === 0)) },
-        { what: `${provider}: peak RSS under ${TARGETS.rssMb} MB in every scenario`, ok: results.every((r) => r.maxRssMb < TARGETS.rssMb) },
-        // Otherwise the row would silently measure the other path.
-        ...(provider.startsWith('canvas-') ? [{ what: `${provider}: every run read Canvas by ${provider.slice(7)}`, ok: results.every((r) => r.phases.canvasPath === provider.slice(7)) }] : []),
-      ],
+      provider, students: shape.students, sections: Number(shape.sections), results,
+      first: results[0]!, noop: results.find((r) => r.name === 'no-op resync')!, churn: results[results.length - 1]!,
+      bare, bareError, fakePeakRssMb: treePeakRssMb(server.pid), firstRows,
     };
   } finally {
     server.kill();
@@ -185,43 +280,184 @@ async function benchProvider(ctx: AppContext, provider: BenchProvider): Promise<
   }
 }
 
-async function main(): Promise<void> {
-  await resetDatabase();
-  const ctx = await openContext({ config: loadConfig(env) });
-  const providers = parseProviders(values.providers!);
-  process.stdout.write(`district: ${students} students, ${values.sections} sections, ${values['per-student']} enrollments each; worker heap ceiling ${Number(values['worker-heap-mb']) > 0 ? `${values['worker-heap-mb']} MB` : 'node default'}\n`);
-  const rows: Record<string, string>[] = [];
-  const checks: Check[] = [];
-  try {
-    for (const provider of providers) {
-      const out = await benchProvider(ctx, provider);
-      checks.push(...out.checks);
-      for (const r of out.results) {
-        rows.push({
-          provider,
-          scenario: r.name,
-          seconds: (r.ms / 1000).toFixed(1),
-          'records/s': Math.round(r.records / (r.ms / 1000)).toLocaleString('en-US'),
-          records: r.records.toLocaleString('en-US'),
-          'peak RSS MB': `${r.maxRssMb.toFixed(0)} (${r.rssPeakPhase})`,
-          requests: r.requests.toLocaleString('en-US') + (Object.keys(r.notOk).length ? ` (${Object.entries(r.notOk).map(([s, n]) => `${n}×${s}`).join(', ')})` : ''),
-          'phases s (fetch/load/plan/apply)': formatPhases(r.phases),
-          changes: `+${r.counts.usersCreated} -${r.counts.usersDeleted} users, +${r.counts.enrollmentsAdded} -${r.counts.enrollmentsEnded} enrollments, +${r.counts.seatsAssigned} -${r.counts.seatsReleased} seats`,
-        });
-      }
-    }
-  } finally {
-    await closeQueue(ctx);
-    await ctx.close();
-  }
+const sum = (o: Record<string, number>) => Object.values(o).reduce((a, b) => a + b, 0);
+const s1 = (ms: number) => (ms >= 100_000 ? Math.round(ms / 1000).toLocaleString('en-US') : (ms / 1000).toFixed(1));
+const n0 = (n: number) => Math.round(n).toLocaleString('en-US');
+const usPerStudent = (r: Result, students: number) => (r.ms * 1000) / students;
+const ratio = (x: number) => `${x.toFixed(2)}×`;
+
+function table(rows: Record<string, string>[]): string {
+  if (rows.length === 0) return '';
   const cols = Object.keys(rows[0]!);
   const widths = cols.map((c) => Math.max(c.length, ...rows.map((r) => r[c]!.length)));
-  process.stdout.write(`\n${cols.map((c, i) => c.padEnd(widths[i]!)).join('  ')}\n`);
-  for (const r of rows) process.stdout.write(`${cols.map((c, i) => r[c]!.padEnd(widths[i]!)).join('  ')}\n`);
+  return [cols.map((c, i) => c.padEnd(widths[i]!)).join('  '), ...rows.map((r) => cols.map((c, i) => r[c]!.padEnd(widths[i]!)).join('  '))].join('\n') + '\n';
+}
+
+function scenarioRows(run: ProviderRun): Record<string, string>[] {
+  return run.results.map((r) => ({
+    provider: run.provider,
+    students: n0(run.students),
+    scenario: r.name,
+    seconds: s1(r.ms),
+    'µs/student': n0(usPerStudent(r, run.students)),
+    'records/s': n0(r.records / (r.ms / 1000)),
+    records: n0(r.records),
+    'peak RSS MB': `${r.maxRssMb.toFixed(0)} (${r.rssPeakPhase})`,
+    requests: n0(r.requests) + (Object.keys(r.notOk).length ? ` (${Object.entries(r.notOk).map(([s, n]) => `${n}×${s}`).join(', ')})` : ''),
+    'phases s (fetch/load or merge/plan/apply)': formatPhases(r.phases),
+    changes: `+${r.counts.usersCreated} -${r.counts.usersDeleted} users, +${r.counts.enrollmentsAdded} -${r.counts.enrollmentsEnded} enrollments, +${r.counts.seatsAssigned} -${r.counts.seatsReleased} seats`,
+  }));
+}
+
+/** The checks of one provider at one size. */
+function sizeChecks(run: ProviderRun, copy: RawCopy | null): Check[] {
+  const at = `${run.provider} @ ${n0(run.students)}`;
+  const checks: Check[] = [];
+  if (run.students <= TARGETS.targetStudents) {
+    checks.push(
+      { what: `${at}: first sync ${s1(run.first.ms)} s < ${TARGETS.first / 1000} s (issue #8)`, ok: run.first.ms < TARGETS.first },
+      { what: `${at}: no-op resync (full snapshot) ${s1(run.noop.ms)} s < ${TARGETS.noop / 1000} s (issue #8)`, ok: run.noop.ms < TARGETS.noop },
+    );
+  }
+  checks.push({ what: `${at}: no-op resyncs change nothing`, ok: run.results.filter((r) => r.name.startsWith('no-op')).every((r) => Object.values(r.counts).every((n) => n === 0)) });
+  const rss = [run.first, run.noop, run.churn].map((r) => r.maxRssMb.toFixed(0)).join(' / ');
+  checks.push({ what: `${at}: worker peak RSS ≤ ${TARGETS.rssMb} MB in every scenario (first / no-op / churn: ${rss} MB)`, ok: run.results.every((r) => r.maxRssMb <= TARGETS.rssMb) });
+  if (run.bare) {
+    const x = run.noop.ms / run.bare.connectorOnlyMs;
+    checks.push({ what: `${at}: no-op resync ≤ ${TARGETS.noopOverBareFetch}× bare fetch (${s1(run.noop.ms)} s / ${s1(run.bare.connectorOnlyMs)} s = ${ratio(x)})`, ok: x <= TARGETS.noopOverBareFetch });
+  } else if (run.bareError) {
+    checks.push({ what: `${at}: bare fetch failed (${run.bareError})`, ok: false });
+  }
+  if (copy) {
+    const x = run.first.ms / copy.ms;
+    checks.push({ what: `${at}: first sync ≤ ${TARGETS.firstOverRawCopy}× raw COPY (${s1(run.first.ms)} s / ${s1(copy.ms)} s = ${ratio(x)})`, ok: x <= TARGETS.firstOverRawCopy });
+    // The baseline loads the Clever mapping's rows: for Clever it must be the very rows the first sync wrote.
+    if (run.provider === 'clever') {
+      const same = ROSTER_TABLES.every((t) => copy.rows[t] === run.firstRows[t]);
+      checks.push({ what: `${at}: raw COPY loaded as many rows as the first sync wrote${same ? '' : ` (COPY ${JSON.stringify(copy.rows)}, sync ${JSON.stringify(run.firstRows)})`}`, ok: same });
+    }
+  }
+  if (run.students >= 1_000_000) {
+    checks.push({ what: `${at}: first sync ${s1(run.first.ms)} s < ${TARGETS.millionFirst / 1000} s`, ok: run.first.ms < TARGETS.millionFirst });
+  }
+  // Otherwise the row would silently measure the other path.
+  if (run.provider.startsWith('canvas-')) checks.push({ what: `${at}: every run read Canvas by ${run.provider.slice(7)}`, ok: run.results.every((r) => r.phases.canvasPath === run.provider.slice(7)) });
+  return checks;
+}
+
+async function main(): Promise<void> {
+  const providers = parseProviders(values.providers!);
+  const shapeOf = (students: number): DistrictShape => ({ students, sections: String(sectionsFor(students)), perStudent: values['per-student']!, schools: values.schools!, pageSize: Number(values['page-size']) });
+  process.stdout.write(`districts: ${sizes.map((n) => `${n0(n)} students / ${n0(sectionsFor(n))} sections`).join(', ')}; ${values['per-student']} enrollments each, ${values.schools} schools; `
+    + `worker heap ceiling ${workerHeapMb ? `${workerHeapMb} MB` : 'node default'}; providers ${providers.join(', ')}\n`);
+  const runs: ProviderRun[] = [];
+  const copies = new Map<number, RawCopy>();
+  const checks: Check[] = [];
+
+  for (const students of sizes) {
+    const shape = shapeOf(students);
+    // Every size starts from an empty database, as a first sync of a new district does.
+    await resetDatabase();
+    const ctx = await openContext({ config: loadConfig(env) });
+    const sizeRuns: ProviderRun[] = [];
+    try {
+      for (const provider of providers) {
+        try {
+          const run = await benchProvider(ctx, provider, shape);
+          sizeRuns.push(run);
+          runs.push(run);
+        } catch (err) {
+          process.stdout.write(`\n${provider} @ ${n0(students)} FAILED: ${(err as Error).message}\n`);
+          checks.push({ what: `${provider} @ ${n0(students)}: the bench ran (${(err as Error).message})`, ok: false });
+        }
+      }
+    } finally {
+      await closeQueue(ctx);
+      await ctx.close();
+    }
+
+    let copy: RawCopy | null = null;
+    if (!skip.has('raw-copy')) {
+      try {
+        copy = await report([here('copy-load.ts'), '--students', String(students), '--sections', shape.sections, '--per-student', shape.perStudent, '--schools', shape.schools, '--seed', '42', '--district', 'bench-clever'], RawCopy);
+        copies.set(students, copy);
+        const build = Object.entries(copy.steps).filter(([k]) => !k.startsWith('copy ') && k !== 'commit').reduce((a, [, v]) => a + v, 0);
+        const copied = Object.entries(copy.steps).filter(([k]) => k.startsWith('copy ')).reduce((a, [, v]) => a + v, 0);
+        process.stdout.write(`\nraw COPY @ ${n0(students)}: ${s1(copy.ms)} s (COPY ${s1(copied)} s, keys, indexes and foreign keys ${s1(build)} s, commit ${s1(copy.steps.commit ?? 0)} s; `
+          + `${n0(sum(copy.rows))} rows: ${Object.entries(copy.rows).map(([t, n]) => `${n0(n)} ${t}`).join(', ')}; loader peak RSS ${copy.peakRssMb} MB)\n`);
+      } catch (err) {
+        process.stdout.write(`\nraw COPY @ ${n0(students)} FAILED: ${(err as Error).message}\n`);
+        checks.push({ what: `raw COPY @ ${n0(students)}: the baseline ran (${(err as Error).message})`, ok: false });
+      }
+    }
+    for (const run of sizeRuns) checks.push(...sizeChecks(run, copy));
+    if (sizeRuns.length) process.stdout.write(`\n${table(sizeRuns.flatMap(scenarioRows))}`);
+  }
+
+  // Scaling: time per student at the largest size against the smallest, per provider and scenario.
+  const scaling: string[] = [];
+  for (const provider of providers) {
+    const own = runs.filter((r) => r.provider === provider).sort((a, b) => a.students - b.students);
+    if (own.length < 2) continue;
+    const [small, large] = [own[0]!, own[own.length - 1]!];
+    const parts: string[] = [];
+    for (const key of ['first', 'noop', 'churn'] as const) {
+      const x = usPerStudent(large[key], large.students) / usPerStudent(small[key], small.students);
+      const label = { first: 'first sync', noop: 'no-op resync', churn: '1% churn resync' }[key];
+      parts.push(`${label} ${ratio(x)}`);
+      checks.push({ what: `${provider}: ${label} time per student at ${n0(large.students)} ≤ ${TARGETS.perStudentGrowth}× that at ${n0(small.students)} (${n0(usPerStudent(large[key], large.students))} vs ${n0(usPerStudent(small[key], small.students))} µs = ${ratio(x)})`, ok: x <= TARGETS.perStudentGrowth });
+    }
+    scaling.push(`${provider}: time per student at ${n0(large.students)} vs ${n0(small.students)}: ${parts.join(', ')}`);
+  }
+  if (!sizes.some((n) => n >= 1_000_000)) {
+    for (const provider of providers) {
+      const largest = runs.filter((r) => r.provider === provider).sort((a, b) => b.students - a.students)[0];
+      if (largest) scaling.push(`${provider}: 1,000,000-student first sync not measured in this run (linear from ${n0(largest.students)}: ~${s1((largest.first.ms * 1_000_000) / largest.students)} s; target < ${TARGETS.millionFirst / 1000} s)`);
+    }
+  }
+
+  // Summary, one row per provider and size.
+  const summary = runs.map((run) => {
+    const copy = copies.get(run.students);
+    const scen = [run.first, run.noop, run.churn];
+    return {
+      provider: run.provider,
+      students: n0(run.students),
+      sections: n0(run.sections),
+      records: n0(run.first.records),
+      'first s': s1(run.first.ms),
+      'no-op s': s1(run.noop.ms),
+      'churn s': `${s1(run.churn.ms)}${run.churn.name.endsWith('(delta)') ? ' (delta)' : ''}`,
+      'bare fetch s': run.bare ? s1(run.bare.connectorOnlyMs) : '–',
+      'no-op / bare': run.bare ? ratio(run.noop.ms / run.bare.connectorOnlyMs) : '–',
+      'raw COPY s': copy ? s1(copy.ms) : '–',
+      'first / COPY': copy ? ratio(run.first.ms / copy.ms) : '–',
+      'µs/student first / no-op / churn': scen.map((r) => n0(usPerStudent(r, run.students))).join(' / '),
+      'worker peak RSS MB first / no-op / churn': scen.map((r) => r.maxRssMb.toFixed(0)).join(' / '),
+      'fake server RSS MB': run.fakePeakRssMb.toFixed(0),
+    };
+  });
+  const legend = [
+    'first, no-op, churn: trigger to SUCCEEDED through the queue, in a fresh worker process; no-op is the full-snapshot one',
+    'bare fetch: the connector alone reading the same snapshot from the same fake server (fetch-profile.ts), after the no-op resync',
+    'raw COPY: the first Clever sync\'s rows (every provider at a size is compared with it) COPYed into a scratch database, keys, indexes and foreign keys built after, one transaction (copy-load.ts)',
+    'worker peak RSS: VmHWM of the worker process; fake server RSS: its peak, for the whole run',
+  ];
+  if (summary.length) process.stdout.write(`\nSUMMARY\n${table(summary)}${legend.map((l) => `  ${l}\n`).join('')}`);
+  for (const line of scaling) process.stdout.write(`${line}\n`);
   process.stdout.write('\n');
   for (const c of checks) process.stdout.write(`${c.ok ? 'PASS' : 'FAIL'}  ${c.what}\n`);
-  if (students < 50000) process.stdout.write(`(targets are set for 50,000 students; this run used ${students})\n`);
-  if (checks.some((c) => !c.ok)) process.exitCode = 1;
+  const failed = checks.filter((c) => !c.ok).length;
+  process.stdout.write(failed ? `\n${failed} of ${checks.length} checks FAILED\n` : `\nall ${checks.length} checks passed\n`);
+
+  if (summary.length) {
+    const cols = Object.keys(summary[0]!);
+    process.stdout.write(`\nFor the README (machine: ${cpus().length} cores; worker heap ceiling ${workerHeapMb ? `${workerHeapMb} MB` : 'node default'}):\n\n`);
+    process.stdout.write(`| ${cols.join(' | ')} |\n|${cols.map(() => '---').join('|')}|\n`);
+    for (const r of summary) process.stdout.write(`| ${cols.map((c) => r[c as keyof typeof r]).join(' | ')} |\n`);
+    process.stdout.write('\n');
+  }
+  if (failed || runs.length === 0) process.exitCode = 1;
 }
 
 await main();

@@ -1,6 +1,7 @@
 // The fake provider servers the bench syncs from, each started as its own
 // process (so its CPU and memory are not the worker's), and the district
 // settings that point a district at it.
+import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import type { DistrictSettings } from '../../src/districts/settings.js';
 
@@ -41,7 +42,9 @@ export function fakeSpec(provider: BenchProvider, shape: DistrictShape, fixture:
   switch (provider) {
     case 'clever':
       return {
-        args: [fixture('clever/serve.ts'), ...district],
+        // The fixture's server (fixtures/clever/serve.ts) over a compact copy of the same
+        // district, rendering pages on request: it serves a million students (issue #11).
+        args: [fileURLToPath(new URL('./clever-serve.ts', import.meta.url)), ...district],
         connect: (raw) => {
           const info = CleverInfo.parse(raw);
           return { settings: { provider: 'clever', baseUrl: info.url, credentials: { token: info.token }, pageSize: shape.pageSize }, control: info.url };

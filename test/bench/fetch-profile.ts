@@ -3,6 +3,8 @@
 // snapshot. Compared with the bench's fetch phase it splits the time between the
 // provider round trips (connector + fake) and rostersync's staging.
 //   npx tsx test/bench/fetch-profile.ts --provider schoology [--students 50000 --sections 2000 --per-student 6 --schools 25] [--runs 2]
+// The bench's "bare fetch" (issue #11) runs it against the bench's own fake server,
+// already started: --attach '<the server's first stdout line>' [--server-pid PID].
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
@@ -21,8 +23,14 @@ const { values } = parseArgs({
     schools: { type: 'string', default: '25' },
     'page-size': { type: 'string', default: '1000' },
     runs: { type: 'string', default: '2' },
+    // A fake server already running (the bench's): its first stdout line, as JSON. Only one provider then.
+    attach: { type: 'string' },
+    // With --attach: the server's process, to split the CPU time as without it.
+    'server-pid': { type: 'string' },
   },
 });
+/** This process's peak (VmHWM) resident set size, in MB (Linux). */
+const peakRssMb = () => Math.round(Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'))?.[1]) / 1024);
 /** CPU time a process and its descendants (tsx runs the server in a child node) have used, in ms (Linux /proc; 10 ms ticks). */
 function cpuMs(pid: number): number {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
@@ -32,16 +40,19 @@ function cpuMs(pid: number): number {
 const tsx = fileURLToPath(new URL('../../node_modules/tsx/dist/cli.mjs', import.meta.url));
 const shape = { students: Number(values.students), sections: values.sections!, perStudent: values['per-student']!, schools: values.schools!, pageSize: Number(values['page-size']) };
 
-for (const provider of parseProviders(values.provider!)) {
+const providers = parseProviders(values.provider!);
+if (values.attach && providers.length !== 1) throw new Error('--attach: name exactly one --provider (the attached server\'s)');
+for (const provider of providers) {
   const spec = fakeSpec(provider, shape, (p) => fileURLToPath(new URL(`../../fixtures/${p}`, import.meta.url)));
-  const proc = spawn(process.execPath, [tsx, ...spec.args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const proc = values.attach ? null : spawn(process.execPath, [tsx, ...spec.args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const serverPid = proc ? proc.pid! : values['server-pid'] ? Number(values['server-pid']) : null;
   try {
-    const { value } = await createInterface({ input: proc.stdout })[Symbol.asyncIterator]().next();
-    const { settings, control } = spec.connect(JSON.parse(String(value)));
+    const info = proc ? String((await createInterface({ input: proc.stdout! })[Symbol.asyncIterator]().next()).value) : values.attach!;
+    const { settings, control } = spec.connect(JSON.parse(info));
     for (let run = 1; run <= Number(values.runs); run += 1) {
       const connector = createConnector(settings, createLogger('warn'));
       const before = await serverStats(control);
-      const fakeCpu = cpuMs(proc.pid!);
+      const fakeCpu = serverPid ? cpuMs(serverPid) : 0;
       const ownCpu = process.cpuUsage();
       const started = performance.now();
       const records: Record<string, number> = {};
@@ -53,11 +64,11 @@ for (const provider of parseProviders(values.provider!)) {
       const ms = Math.round(performance.now() - started);
       const own = process.cpuUsage(ownCpu);
       // Where the wall time went: the fake's CPU is the provider's share, the connector's is rostersync's.
-      const cpu = { fakeServerMs: cpuMs(proc.pid!) - fakeCpu, connectorMs: Math.round((own.user + own.system) / 1000) };
-      const { requests } = requestsBetween(before, await serverStats(control));
-      process.stdout.write(`${JSON.stringify({ provider, run, connectorOnlyMs: ms, cpu, requests, msPerRequest: +(ms / requests).toFixed(2), batches, records })}\n`);
+      const cpu = { fakeServerMs: serverPid ? cpuMs(serverPid) - fakeCpu : null, connectorMs: Math.round((own.user + own.system) / 1000) };
+      const { requests, notOk } = requestsBetween(before, await serverStats(control));
+      process.stdout.write(`${JSON.stringify({ provider, run, connectorOnlyMs: ms, cpu, requests, notOk, msPerRequest: +(ms / requests).toFixed(2), batches, records, peakRssMb: peakRssMb() })}\n`);
     }
   } finally {
-    proc.kill('SIGTERM');
+    proc?.kill('SIGTERM');
   }
 }

@@ -1,5 +1,6 @@
 // Where a run's time went, read from the worker's own pino lines (src/sync/execute.ts
-// logs 'snapshot staged' {ms}, 'plan computed' {loadMs, reconcileMs}, 'plan applied'
+// logs 'snapshot staged' {ms}, 'plan computed' {loadMs, reconcileMs} (in-memory
+// reconcile) or {mergeMs, planMs} (reconcile in Postgres, issue #11), 'plan applied'
 // {applyMs, clearMs} at info), so a missed target points at a phase.
 import { z } from 'zod';
 
@@ -14,6 +15,8 @@ const Line = z.object({
   ms: z.number().optional(),
   loadMs: z.number().optional(),
   reconcileMs: z.number().optional(),
+  mergeMs: z.number().optional(),
+  planMs: z.number().optional(),
   applyMs: z.number().optional(),
   clearMs: z.number().optional(),
   heapMb: z.number().optional(),
@@ -32,7 +35,8 @@ export function notePhase(phases: Phases, text: string): z.infer<typeof Line> | 
   if (!parsed.success) return null;
   const l = parsed.data;
   if (l.msg === 'snapshot staged') phases.fetchMs = l.ms;
-  if (l.msg === 'plan computed') Object.assign(phases, { loadMs: l.loadMs, reconcileMs: l.reconcileMs, heapMbAtPlan: l.heapMb });
+  // Loading local state, or merging the staged snapshot's duplicates; then planning.
+  if (l.msg === 'plan computed') Object.assign(phases, { loadMs: l.loadMs ?? l.mergeMs, reconcileMs: l.reconcileMs ?? l.planMs, heapMbAtPlan: l.heapMb });
   if (l.msg === 'Canvas roster read') phases.canvasPath = l.path ?? 'none';
   if (l.msg === 'plan applied') Object.assign(phases, { applyMs: l.applyMs, clearMs: l.clearMs });
   return l;

@@ -1,0 +1,310 @@
+import { sql, type RawBuilder, type Transaction } from 'kysely';
+import type { Database } from '../../../db/schema.js';
+import { zeroCounts, type RunCounts } from '../../domain/model.js';
+import { planSeats } from '../../licenses/settle-sql.js';
+import type { PlanStats } from '../types.js';
+import type { SnapshotTables } from './snapshot-source.js';
+
+type Trx = Transaction<Database>;
+
+export interface DbPlanOptions {
+  districtId: string;
+  provider: string;
+  /** True when absence means departure (a full snapshot); false for a delta. */
+  complete: boolean;
+  /** The run's date (YYYY-MM-DD): enrollments ending before it have ended. */
+  asOf: string;
+  /** Users ops removed by hand: they leave exactly as a departed student would. */
+  removals?: ReadonlyMap<string, string>;
+}
+
+export interface DbPlan {
+  counts: RunCounts;
+  stats: PlanStats;
+  /** Milliseconds per step, for the run's log: where a slow plan spends its time. */
+  timings: Record<string, number>;
+}
+
+/** Roster tables the entity diff covers: the stage kind, the local table, compared columns (snapshot side, local side). */
+export const ENTITY_TABLES = [
+  { kind: 'orgs', table: 'schools', entity: 'school', cols: ['name', 'identifier'], local: ['name', 'identifier'], include: sql`i.type = 'school'` },
+  { kind: 'academicSessions', table: 'terms', entity: 'term', cols: ['title', 'start_date', 'end_date'], local: ['title', 'start_date::text', 'end_date::text'], include: sql`true` },
+  { kind: 'courses', table: 'courses', entity: 'course', cols: ['title', 'course_code'], local: ['title', 'course_code'], include: sql`true` },
+  {
+    kind: 'classes', table: 'classes', entity: 'class',
+    cols: ['title', 'class_code', 'course_sourced_id', 'school_sourced_id', 'term_sourced_ids', 'grades'],
+    local: ['title', 'class_code', 'course_sourced_id', 'school_sourced_id', 'term_sourced_ids', 'grades'], include: sql`true`,
+  },
+] as const;
+
+export const USER_COLS = ['role', 'given_name', 'family_name', 'email', 'username', 'sis_id', 'grades', 'school_sourced_ids'] as const;
+
+const list = (names: readonly string[], prefix: string) => sql.raw(names.map((n) => `${prefix}${n}`).join(', '));
+
+/**
+ * The reconciler, set-based: the same decisions as src/reconcile/reconcile.ts
+ * (which stays their reference definition and the oracle of the property
+ * tests), computed by Postgres from the snapshot's tables and the district's
+ * rows, so a run holds pages, never districts. The plan is left in temporary
+ * tables of the transaction (p_schools, p_terms, p_courses, p_classes, p_users,
+ * p_enrollments, p_seats) for src/sync/apply.ts and src/sync/plan-items.ts;
+ * the function returns its counts and what the guards look at.
+ */
+export async function planInDb(trx: Trx, snap: SnapshotTables, opts: DbPlanOptions): Promise<DbPlan> {
+  const { districtId: d, provider: p, complete, asOf } = opts;
+  const timings: Record<string, number> = {};
+  let t0 = performance.now();
+  const lap = (step: string) => { timings[step] = Math.round(performance.now() - t0); t0 = performance.now(); };
+  const run = (q: RawBuilder<unknown>) => q.execute(trx);
+  // Hash joins over a large district's rows want room; local to this transaction.
+  await run(sql`SET LOCAL work_mem = '256MB'`);
+  // A complete snapshot is compared with the whole district: hash joins, never
+  // nested loops, whatever the statistics of rows written moments ago say (a
+  // planner that believes a district of a million has one row picks loops that
+  // cost a million times over). A delta touches few rows: index lookups fit.
+  if (complete) await run(sql`SET LOCAL enable_nestloop = off`);
+  // Those plans' costs look enormous to the JIT, which would then spend more
+  // compiling each statement than the statement takes to run.
+  await run(sql`SET LOCAL jit = off`);
+  // Fresh tables have no statistics, and a planner that takes a million rows
+  // for a handful picks nested loops: every table is analyzed once it is filled.
+  for (const table of Object.values(snap)) await run(sql`ANALYZE ${table}`);
+  lap('analyze');
+
+  // What quarantined records name is left exactly as it was.
+  await run(sql`
+    CREATE TEMP TABLE fz ON COMMIT DROP AS
+    SELECT DISTINCT kind, sid FROM (
+      SELECT kind, sourced_id AS sid FROM ${snap.quarantine} WHERE kind <> 'enrollments' AND sourced_id IS NOT NULL
+      UNION ALL SELECT 'users', unnest(ref_users) FROM ${snap.quarantine}
+      UNION ALL SELECT 'classes', unnest(ref_classes) FROM ${snap.quarantine}) x`);
+  await run(sql`CREATE UNIQUE INDEX ON fz (kind, sid)`);
+  await run(sql`ANALYZE fz`);
+  await run(sql`CREATE TEMP TABLE removals (sid text PRIMARY KEY, reason text NOT NULL) ON COMMIT DROP`);
+  if (opts.removals?.size) {
+    await run(sql`INSERT INTO removals SELECT * FROM unnest(${[...opts.removals.keys()]}::text[], ${[...opts.removals.values()]}::text[])`);
+  }
+
+  // Roster entities: create new, update changed (or retired and back), retire what left.
+  for (const e of ENTITY_TABLES) {
+    const src = snap[e.kind];
+    const local = sql.table(e.table);
+    await run(sql`
+      CREATE TEMP TABLE ${sql.table(`p_${e.table}`)} ON COMMIT DROP AS
+      SELECT i.sourced_id, CASE WHEN i.status = 'tobedeleted' THEN 'retire' WHEN l.id IS NULL THEN 'create' ELSE 'update' END AS action,
+             l.id AS local_id, ${list(e.cols, 'i.')}
+      FROM ${src} i LEFT JOIN ${local} l ON l.district_id = ${d} AND l.provider = ${p} AND l.sourced_id = i.sourced_id
+      WHERE ${e.include} AND NOT EXISTS (SELECT 1 FROM fz WHERE fz.kind = ${e.kind} AND fz.sid = i.sourced_id)
+        AND CASE WHEN i.status = 'tobedeleted' THEN l.status = 'ACTIVE'
+                 ELSE l.id IS NULL OR l.status = 'RETIRED' OR (${list(e.cols, 'i.')}) IS DISTINCT FROM (${list(e.local, 'l.')}) END
+      UNION ALL
+      SELECT l.sourced_id, 'retire', l.id, ${list(e.cols.map(() => 'NULL'), '')}
+      FROM ${local} l
+      WHERE ${complete} AND l.district_id = ${d} AND l.provider = ${p} AND l.status = 'ACTIVE'
+        AND NOT EXISTS (SELECT 1 FROM fz WHERE fz.kind = ${e.kind} AND fz.sid = l.sourced_id)
+        AND NOT EXISTS (SELECT 1 FROM ${src} i WHERE i.sourced_id = l.sourced_id AND ${e.include})`);
+  }
+  for (const e of ENTITY_TABLES) await run(sql`ANALYZE ${sql.table(`p_${e.table}`)}`);
+  lap('entities');
+
+  // Classes and courses active once the plan is applied, as the seat rules see them.
+  await run(sql`
+    CREATE TEMP TABLE a_classes ON COMMIT DROP AS
+    SELECT sourced_id AS sid, school_sourced_id AS school_sid, course_sourced_id AS course_sid, grades FROM p_classes WHERE action <> 'retire'
+    UNION ALL
+    SELECT l.sourced_id, l.school_sourced_id, l.course_sourced_id, l.grades FROM classes l
+    WHERE l.district_id = ${d} AND l.provider = ${p} AND l.status = 'ACTIVE' AND NOT EXISTS (SELECT 1 FROM p_classes x WHERE x.sourced_id = l.sourced_id)`);
+  await run(sql`CREATE UNIQUE INDEX ON a_classes (sid)`);
+  await run(sql`
+    CREATE TEMP TABLE a_courses ON COMMIT DROP AS
+    SELECT sourced_id AS sid, course_code FROM p_courses WHERE action <> 'retire'
+    UNION ALL
+    SELECT l.sourced_id, l.course_code FROM courses l
+    WHERE l.district_id = ${d} AND l.provider = ${p} AND l.status = 'ACTIVE' AND NOT EXISTS (SELECT 1 FROM p_courses x WHERE x.sourced_id = l.sourced_id)`);
+  await run(sql`CREATE UNIQUE INDEX ON a_courses (sid)`);
+  await run(sql`ANALYZE a_classes`);
+  await run(sql`ANALYZE a_courses`);
+
+  // A user whose snapshot enrollments have all ended leaves (complete snapshots only).
+  await run(sql`
+    CREATE TEMP TABLE ue ON COMMIT DROP AS
+    SELECT user_sid AS sid, bool_and(status = 'tobedeleted' OR (end_date IS NOT NULL AND end_date < ${asOf} COLLATE "C")) AS all_ended
+    FROM ${snap.enrollments} WHERE ${complete} GROUP BY user_sid`);
+  await run(sql`CREATE UNIQUE INDEX ON ue (sid)`);
+  await run(sql`ANALYZE ue`);
+
+  // Users: the departure rule (src/licenses/rules.ts departureReason), then create, reactivate or update.
+  await run(sql`
+    CREATE TEMP TABLE p_users ON COMMIT DROP AS
+    WITH cand AS (
+      SELECT i.sourced_id AS sid, true AS incoming, i.status, i.enabled, ${list(USER_COLS, 'i.')}, r.reason AS removal
+      FROM ${snap.users} i LEFT JOIN removals r ON r.sid = i.sourced_id
+      UNION ALL
+      SELECT r.sid, false, NULL, NULL, ${list(USER_COLS.map(() => 'NULL'), '')}, r.reason FROM removals r
+      WHERE NOT EXISTS (SELECT 1 FROM ${snap.users} i WHERE i.sourced_id = r.sid)
+      UNION ALL
+      SELECT l.sourced_id, false, NULL, NULL, ${list(USER_COLS.map(() => 'NULL'), '')}, NULL FROM users l
+      WHERE ${complete} AND l.district_id = ${d} AND l.provider = ${p} AND l.status = 'ACTIVE'
+        AND NOT EXISTS (SELECT 1 FROM ${snap.users} i WHERE i.sourced_id = l.sourced_id)
+        AND NOT EXISTS (SELECT 1 FROM removals r WHERE r.sid = l.sourced_id)
+    ), decided AS (
+      SELECT c.*, l.id AS local_id, l.status AS local_status,
+        (fz.sid IS NOT NULL AND c.removal IS NULL) AS frozen,
+        (${list(USER_COLS, 'c.')}) IS DISTINCT FROM (${list(USER_COLS, 'l.')}) AS changed,
+        COALESCE(c.removal, CASE
+          WHEN NOT c.incoming THEN CASE WHEN ${complete} THEN 'absent' END
+          WHEN c.status = 'tobedeleted' THEN 'tobedeleted'
+          WHEN NOT c.enabled THEN 'disabled'
+          WHEN ${complete} AND ue.all_ended THEN 'enrollments-ended' END) AS reason
+      FROM cand c
+      LEFT JOIN users l ON l.district_id = ${d} AND l.provider = ${p} AND l.sourced_id = c.sid
+      LEFT JOIN fz ON fz.kind = 'users' AND fz.sid = c.sid
+      LEFT JOIN ue ON ue.sid = c.sid
+    )
+    SELECT sid, action, CASE WHEN action = 'delete' THEN reason END AS reason, local_id, local_status, ${list(USER_COLS, '')}
+    FROM (SELECT *, CASE
+        WHEN frozen THEN NULL
+        WHEN reason IS NOT NULL THEN CASE WHEN local_status = 'ACTIVE' THEN 'delete' END
+        WHEN NOT incoming THEN NULL
+        WHEN local_id IS NULL THEN 'create'
+        WHEN local_status = 'DELETED' THEN 'reactivate'
+        WHEN changed THEN 'update' END AS action FROM decided) x
+    WHERE action IS NOT NULL`);
+  await run(sql`CREATE UNIQUE INDEX ON p_users (sid)`);
+  await run(sql`ANALYZE p_users`);
+  lap('users');
+
+  // Who is ACTIVE once the plan is applied, with the fields they will have.
+  await run(sql`
+    CREATE TEMP TABLE a_users ON COMMIT DROP AS
+    SELECT sid, role, grades, school_sourced_ids FROM p_users WHERE action <> 'delete'
+    UNION ALL
+    SELECT l.sourced_id, l.role, l.grades, l.school_sourced_ids FROM users l
+    WHERE l.district_id = ${d} AND l.provider = ${p} AND l.status = 'ACTIVE' AND NOT EXISTS (SELECT 1 FROM p_users x WHERE x.sid = l.sourced_id)`);
+  await run(sql`CREATE UNIQUE INDEX ON a_users (sid)`);
+  await run(sql`ANALYZE a_users`);
+  lap('activeUsers');
+
+  // Memberships: the snapshot's, those that name a user or class the snapshot and the district both lack set aside.
+  // (Joins, not EXISTS … OR EXISTS: an OR of subqueries is evaluated row by row.)
+  await run(sql`
+    CREATE TEMP TABLE se ON COMMIT DROP AS
+    SELECT s.user_sid, s.class_sid, s.role, s.begin_date, s.end_date,
+      (NOT (s.status = 'tobedeleted' OR (s.end_date IS NOT NULL AND s.end_date < ${asOf} COLLATE "C"))
+        AND (s.begin_date IS NULL OR s.begin_date <= ${asOf} COLLATE "C")) AS cur,
+      (su.sourced_id IS NOT NULL OR lu.id IS NOT NULL) AND (sc.sourced_id IS NOT NULL OR lc.id IS NOT NULL) AS known
+    FROM ${snap.enrollments} s
+    LEFT JOIN ${snap.users} su ON su.sourced_id = s.user_sid
+    LEFT JOIN users lu ON lu.district_id = ${d} AND lu.provider = ${p} AND lu.sourced_id = s.user_sid
+    LEFT JOIN ${snap.classes} sc ON sc.sourced_id = s.class_sid
+    LEFT JOIN classes lc ON lc.district_id = ${d} AND lc.provider = ${p} AND lc.sourced_id = s.class_sid
+    WHERE NOT EXISTS (SELECT 1 FROM fz WHERE fz.kind = 'users' AND fz.sid = s.user_sid)
+      AND NOT EXISTS (SELECT 1 FROM fz WHERE fz.kind = 'classes' AND fz.sid = s.class_sid)`);
+  await run(sql`ANALYZE se`);
+  lap('snapshotEnrollments');
+
+  // The district's active memberships, by sourcedId. A delta only reaches
+  // those of users leaving, classes retiring and pairs it names: every other
+  // membership of a live user in a live class stays as it is.
+  const localMemberships = sql`
+    SELECT e.id, u.sourced_id AS user_sid, c.sourced_id AS class_sid
+    FROM enrollments e JOIN users u ON u.id = e.user_id JOIN classes c ON c.id = e.class_id
+    WHERE e.district_id = ${d} AND e.ended_at IS NULL AND (${complete}
+      OR u.sourced_id IN (SELECT sid FROM p_users WHERE action = 'delete')
+      OR c.sourced_id IN (SELECT sourced_id FROM p_classes WHERE action = 'retire')
+      OR (u.sourced_id, c.sourced_id) IN (SELECT user_sid, class_sid FROM se))`;
+  await run(sql`
+    CREATE TEMP TABLE p_enrollments ON COMMIT DROP AS
+    WITH j AS (
+      SELECT COALESCE(le.user_sid, se.user_sid) AS user_sid, COALESCE(le.class_sid, se.class_sid) AS class_sid,
+             le.id AS enrollment_id, se.role, se.begin_date, se.end_date, COALESCE(se.cur, false) AS cur,
+             le.id IS NOT NULL AS in_local, se.user_sid IS NOT NULL AS in_snap
+      FROM (${localMemberships}) le FULL JOIN (SELECT * FROM se WHERE known) se ON se.user_sid = le.user_sid AND se.class_sid = le.class_sid
+    ), w AS (
+      SELECT j.*, au.sid IS NOT NULL AND ac.sid IS NOT NULL AS live, ac.sid IS NULL AS class_gone,
+             fu.sid IS NOT NULL OR fc.sid IS NOT NULL AS frozen, pu.reason AS departure
+      FROM j LEFT JOIN a_users au ON au.sid = j.user_sid LEFT JOIN a_classes ac ON ac.sid = j.class_sid
+      LEFT JOIN fz fu ON fu.kind = 'users' AND fu.sid = j.user_sid
+      LEFT JOIN fz fc ON fc.kind = 'classes' AND fc.sid = j.class_sid
+      LEFT JOIN p_users pu ON pu.sid = j.user_sid AND pu.action = 'delete'
+    ), x AS (
+      SELECT w.*, live AND CASE WHEN frozen THEN in_local WHEN in_snap THEN cur ELSE NOT ${complete} AND in_local END AS wanted FROM w
+    )
+    SELECT user_sid, class_sid, enrollment_id, role, begin_date, end_date,
+      CASE WHEN wanted THEN 'add' ELSE 'end' END AS action,
+      CASE WHEN NOT wanted THEN COALESCE(departure, CASE WHEN class_gone THEN 'class-retired' ELSE 'ended' END) END AS reason
+    FROM x WHERE wanted <> in_local`);
+  await run(sql`ANALYZE p_enrollments`);
+  lap('enrollments');
+
+  const seatCounts = await planSeats(trx, { districtId: d });
+  lap('seats');
+
+  const { rows: [c] } = await sql<Record<string, number>>`
+    SELECT
+      (SELECT count(*) FROM p_users WHERE action = 'create')::int AS "usersCreated",
+      (SELECT count(*) FROM p_users WHERE action = 'update')::int AS "usersUpdated",
+      (SELECT count(*) FROM p_users WHERE action = 'reactivate')::int AS "usersReactivated",
+      (SELECT count(*) FROM p_users WHERE action = 'delete')::int AS "usersDeleted",
+      (SELECT count(*) FROM p_users p JOIN users l ON l.id = p.local_id WHERE p.action = 'delete' AND l.role = 'student')::int AS "studentsDeleted",
+      (SELECT count(*) FROM p_users p JOIN users l ON l.id = p.local_id WHERE p.action = 'delete' AND l.role = 'teacher')::int AS "teachersDeleted",
+      (SELECT count(*) FROM p_enrollments WHERE action = 'add')::int AS "enrollmentsAdded",
+      (SELECT count(*) FROM p_enrollments WHERE action = 'end')::int AS "enrollmentsEnded",
+      (SELECT count(*) FROM p_classes WHERE action = 'create')::int AS "classesCreated",
+      (SELECT count(*) FROM p_classes WHERE action = 'update')::int AS "classesUpdated",
+      (SELECT count(*) FROM p_classes WHERE action = 'retire')::int AS "classesRetired",
+      (SELECT count(*) FROM p_schools WHERE action = 'create')::int AS "orgsCreated",
+      (SELECT count(*) FROM p_schools WHERE action = 'update')::int AS "orgsUpdated",
+      (SELECT count(*) FROM p_schools WHERE action = 'retire')::int AS "orgsRetired",
+      (SELECT count(*) FROM ${snap.quarantine})::int AS "quarantined",
+      (SELECT count(*) FROM ${snap.quarantine} WHERE conflict)::int AS "conflicts",
+      (SELECT count(*) FROM se WHERE NOT known)::int AS "dangling",
+      (SELECT count(*) FROM ${snap.users})::int AS "snapshotUsers",
+      (SELECT count(*) FROM ${snap.users} WHERE role = 'teacher' AND status <> 'tobedeleted')::int AS "snapshotTeachers",
+      (SELECT count(*) FROM ${snap.orgs} WHERE type = 'school' AND status <> 'tobedeleted')::int AS "snapshotSchools",
+      (SELECT count(*) FROM ${snap.orgs})::int AS "snapshotOrgs",
+      (SELECT count(*) FROM ${snap.academicSessions})::int AS "snapshotSessions",
+      (SELECT count(*) FROM ${snap.courses})::int AS "snapshotCourses",
+      (SELECT count(*) FROM ${snap.classes})::int AS "snapshotClasses",
+      (SELECT count(*) FROM ${snap.enrollments})::int AS "snapshotEnrollments",
+      (SELECT count(*) FROM users WHERE district_id = ${d} AND provider = ${p} AND status = 'ACTIVE' AND role = 'student')::int AS "activeStudentsBefore",
+      (SELECT count(*) FROM users WHERE district_id = ${d} AND provider = ${p} AND status = 'ACTIVE' AND role = 'teacher')::int AS "activeTeachersBefore",
+      (SELECT count(*) FROM classes WHERE district_id = ${d} AND provider = ${p} AND status = 'ACTIVE')::int AS "activeClassesBefore",
+      (SELECT count(*) FROM schools WHERE district_id = ${d} AND provider = ${p} AND status = 'ACTIVE')::int AS "activeSchoolsBefore",
+      (SELECT count(*) FROM enrollments WHERE district_id = ${d} AND ended_at IS NULL)::int AS "activeEnrollmentsBefore"`.execute(trx);
+  const n = (k: string) => Number(c?.[k] ?? 0);
+  lap('counts');
+
+  const counts: RunCounts = {
+    ...zeroCounts(),
+    usersCreated: n('usersCreated'), usersUpdated: n('usersUpdated'), usersReactivated: n('usersReactivated'), usersDeleted: n('usersDeleted'),
+    enrollmentsAdded: n('enrollmentsAdded'), enrollmentsEnded: n('enrollmentsEnded'),
+    seatsAssigned: seatCounts.assigned, seatsReleased: seatCounts.released, seatsWaitlisted: seatCounts.waitlisted,
+    classesCreated: n('classesCreated'), classesUpdated: n('classesUpdated'), classesRetired: n('classesRetired'),
+    orgsCreated: n('orgsCreated'), orgsUpdated: n('orgsUpdated'), orgsRetired: n('orgsRetired'),
+    recordsQuarantined: n('quarantined'),
+  };
+  const stats: PlanStats = {
+    complete,
+    snapshotUsers: n('snapshotUsers'),
+    snapshotClasses: n('snapshotClasses'),
+    snapshotEnrollments: n('snapshotEnrollments'),
+    snapshotTeachers: n('snapshotTeachers'),
+    snapshotSchools: n('snapshotSchools'),
+    activeStudentsBefore: n('activeStudentsBefore'),
+    activeTeachersBefore: n('activeTeachersBefore'),
+    activeClassesBefore: n('activeClassesBefore'),
+    activeSchoolsBefore: n('activeSchoolsBefore'),
+    activeEnrollmentsBefore: n('activeEnrollmentsBefore'),
+    studentsDeleted: n('studentsDeleted'),
+    teachersDeleted: n('teachersDeleted'),
+    classesRetired: n('classesRetired'),
+    schoolsRetired: n('orgsRetired'),
+    enrollmentsEnded: n('enrollmentsEnded'),
+    danglingEnrollments: n('dangling'),
+    snapshotRecords: n('snapshotOrgs') + n('snapshotSessions') + n('snapshotCourses') + n('snapshotClasses') + n('snapshotUsers') + n('snapshotEnrollments'),
+    quarantined: n('quarantined'),
+    conflicts: n('conflicts'),
+  };
+  return { counts, stats, timings };
+}
