@@ -35,9 +35,13 @@ export async function up(db: Kysely<unknown>): Promise<void> {
   for (const fk of ['enrollments_user_id_fkey', 'enrollments_class_id_fkey', 'enrollments_district_id_fkey']) {
     await sql`ALTER TABLE enrollments DROP CONSTRAINT IF EXISTS ${sql.id(fk)}`.execute(db);
   }
+  // A delta that changes a class reaches its members through this, without
+  // reading the district's memberships (the unique index leads with user_id).
+  await sql`CREATE INDEX IF NOT EXISTS enrollments_class_active ON enrollments (class_id) WHERE ended_at IS NULL`.execute(db);
 }
 
 export async function down(db: Kysely<unknown>): Promise<void> {
+  await sql`DROP INDEX IF EXISTS enrollments_class_active`.execute(db);
   await sql`ALTER TABLE enrollments ADD CONSTRAINT enrollments_user_id_fkey FOREIGN KEY (user_id) REFERENCES users(id) ON DELETE CASCADE`.execute(db);
   await sql`ALTER TABLE enrollments ADD CONSTRAINT enrollments_class_id_fkey FOREIGN KEY (class_id) REFERENCES classes(id) ON DELETE CASCADE`.execute(db);
   await sql`ALTER TABLE enrollments ADD CONSTRAINT enrollments_district_id_fkey FOREIGN KEY (district_id) REFERENCES districts(id) ON DELETE CASCADE`.execute(db);

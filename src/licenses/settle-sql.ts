@@ -19,11 +19,16 @@ type Trx = Transaction<Database>;
  * - free seats go to the wait-list first-come, then to new candidates in
  *   sourcedId order; whoever does not fit is wait-listed; wait-list entries no
  *   longer eligible, or now holding a seat, leave it.
+ * With `everyone` false (a delta), eligibility is evaluated for the people
+ * the plan touched (the touched table; a_users holds only them): everyone
+ * else who holds a seat or waits for one stays eligible, and nobody else was
+ * eligible, because the last settlement seated or wait-listed every eligible
+ * student and eligibility changes only through a plan.
  * Reads the plan's p_users, p_enrollments, a_users, a_classes and a_courses;
  * leaves p_seats (pool, product, user sourcedId, action, reason, the released
  * seat's id, and the wait-list order) and returns its counts.
  */
-export async function planSeats(trx: Trx, opts: { districtId: string }): Promise<{ assigned: number; released: number; waitlisted: number }> {
+export async function planSeats(trx: Trx, opts: { districtId: string; everyone: boolean }): Promise<{ assigned: number; released: number; waitlisted: number }> {
   const { districtId: d } = opts;
   await sql`
     CREATE TEMP TABLE pl ON COMMIT DROP AS
@@ -43,6 +48,7 @@ export async function planSeats(trx: Trx, opts: { districtId: string }): Promise
     SELECT u.sourced_id AS user_sid, c.sourced_id AS class_sid
     FROM enrollments e JOIN users u ON u.id = e.user_id JOIN classes c ON c.id = e.class_id
     WHERE e.district_id = ${d} AND e.ended_at IS NULL AND u.role = 'student'
+      AND ${opts.everyone ? sql`true` : sql`e.user_id IN (SELECT l.id FROM users l JOIN a_users a ON a.sid = l.sourced_id WHERE l.district_id = ${d})`}
       AND NOT EXISTS (SELECT 1 FROM p_enrollments x WHERE x.action = 'end' AND x.enrollment_id = e.id)
     UNION ALL
     SELECT user_sid, class_sid FROM p_enrollments WHERE action = 'add'`;
@@ -69,16 +75,17 @@ export async function planSeats(trx: Trx, opts: { districtId: string }): Promise
   await sql`ANALYZE elig`.execute(trx);
 
   // Seats held and the wait-list now, by sourcedId.
+  const eligible = (pool: string) => opts.everyone
+    ? sql`EXISTS (SELECT 1 FROM elig e WHERE e.pool_id = ${sql.ref(pool)} AND e.sid = u.sourced_id)`
+    : sql`(NOT EXISTS (SELECT 1 FROM touched t WHERE t.sid = u.sourced_id) OR EXISTS (SELECT 1 FROM elig e WHERE e.pool_id = ${sql.ref(pool)} AND e.sid = u.sourced_id))`;
   await sql`
     CREATE TEMP TABLE held ON COMMIT DROP AS
-    SELECT s.id AS seat_id, s.pool_id, u.sourced_id AS sid, s.assigned_at AS at,
-      EXISTS (SELECT 1 FROM elig e WHERE e.pool_id = s.pool_id AND e.sid = u.sourced_id) AS eligible
+    SELECT s.id AS seat_id, s.pool_id, u.sourced_id AS sid, s.assigned_at AS at, ${eligible('s.pool_id')} AS eligible
     FROM seat_assignments s JOIN pl ON pl.id = s.pool_id JOIN users u ON u.id = s.user_id
     WHERE s.released_at IS NULL`.execute(trx);
   await sql`
     CREATE TEMP TABLE queued ON COMMIT DROP AS
-    SELECT w.pool_id, u.sourced_id AS sid, w.queued_at AS at,
-      EXISTS (SELECT 1 FROM elig e WHERE e.pool_id = w.pool_id AND e.sid = u.sourced_id) AS eligible
+    SELECT w.pool_id, u.sourced_id AS sid, w.queued_at AS at, ${eligible('w.pool_id')} AS eligible
     FROM waitlist w JOIN pl ON pl.id = w.pool_id JOIN users u ON u.id = w.user_id`.execute(trx);
   await sql`CREATE INDEX ON held (pool_id, sid)`.execute(trx);
   await sql`CREATE INDEX ON queued (pool_id, sid)`.execute(trx);

@@ -142,7 +142,7 @@ async function auditPeople(trx: Trx, scope: ApplyScope): Promise<void> {
  * one-user delta) through the same reconciler and license rules as a sync:
  * planned, then applied under the caller's run. The caller holds the district lock.
  */
-export async function planSmallChange(trx: Trx, scope: Omit<ApplyScope, 'runId'>, snapshot: Snapshot, opts: { asOf: string; removals?: ReadonlyMap<string, string> }): Promise<DbPlan> {
+export async function planSmallChange(trx: Trx, scope: Omit<ApplyScope, 'runId'>, snapshot: Snapshot, opts: { asOf: string; removals?: ReadonlyMap<string, string>; allSeats?: boolean }): Promise<DbPlan> {
   const tables = await snapshotInTables(trx, snapshot);
-  return planInDb(trx, tables, { districtId: scope.districtId, provider: scope.provider, complete: snapshot.complete, asOf: opts.asOf, removals: opts.removals });
+  return planInDb(trx, tables, { districtId: scope.districtId, provider: scope.provider, complete: snapshot.complete, asOf: opts.asOf, removals: opts.removals, allSeats: opts.allSeats });
 }

@@ -16,13 +16,15 @@ function emptyDelta(): Snapshot {
  * audit rows) like any other run.
  */
 async function settle(ctx: AppContext, districtId: string, trigger: RunTrigger, removals: Map<string, string>, before?: (trx: AppContext['db']) => Promise<void>): Promise<RunView> {
+  // A pool created, resized or rescoped changes who is eligible anywhere in the district.
+  const allSeats = before !== undefined;
   const district = await getDistrict(ctx.db, districtId);
   return ctx.db.transaction().execute(async (trx) => {
     await lockDistrict(trx, districtId);
     await before?.(trx);
     const startedAt = new Date();
     const scope = { districtId, provider: district.provider };
-    const plan = await planSmallChange(trx, scope, emptyDelta(), { asOf: startedAt.toISOString().slice(0, 10), removals });
+    const plan = await planSmallChange(trx, scope, emptyDelta(), { asOf: startedAt.toISOString().slice(0, 10), removals, allSeats });
     const run = await trx.insertInto('sync_runs').values({
       district_id: districtId, trigger, status: 'SUCCEEDED', dry_run: false, full_snapshot: false, phase: 'done',
       counts: JSON.stringify(plan.counts), started_at: startedAt,

@@ -16,6 +16,11 @@ export interface DbPlanOptions {
   asOf: string;
   /** Users ops removed by hand: they leave exactly as a departed student would. */
   removals?: ReadonlyMap<string, string>;
+  /**
+   * Settle every student's seats, not only those of the people a delta
+   * touches: after a pool was created, resized or rescoped (ops).
+   */
+  allSeats?: boolean;
 }
 
 export interface DbPlan {
@@ -174,17 +179,6 @@ export async function planInDb(trx: Trx, snap: SnapshotTables, opts: DbPlanOptio
   await run(sql`ANALYZE p_users`);
   lap('users');
 
-  // Who is ACTIVE once the plan is applied, with the fields they will have.
-  await run(sql`
-    CREATE TEMP TABLE a_users ON COMMIT DROP AS
-    SELECT sid, role, grades, school_sourced_ids FROM p_users WHERE action <> 'delete'
-    UNION ALL
-    SELECT l.sourced_id, l.role, l.grades, l.school_sourced_ids FROM users l
-    WHERE l.district_id = ${d} AND l.provider = ${p} AND l.status = 'ACTIVE' AND NOT EXISTS (SELECT 1 FROM p_users x WHERE x.sid = l.sourced_id)`);
-  await run(sql`CREATE UNIQUE INDEX ON a_users (sid)`);
-  await run(sql`ANALYZE a_users`);
-  lap('activeUsers');
-
   // Memberships: the snapshot's, those that name a user or class the snapshot and the district both lack set aside.
   // (Joins, not EXISTS … OR EXISTS: an OR of subqueries is evaluated row by row.)
   await run(sql`
@@ -202,6 +196,43 @@ export async function planInDb(trx: Trx, snap: SnapshotTables, opts: DbPlanOptio
       AND NOT EXISTS (SELECT 1 FROM fz WHERE fz.kind = 'classes' AND fz.sid = s.class_sid)`);
   await run(sql`ANALYZE se`);
   lap('snapshotEnrollments');
+
+  // A delta reaches only the people it touches: those it names, members of
+  // the classes and courses it changes, and whoever waits for a seat. Everyone
+  // else keeps their account, memberships and seats exactly (their
+  // eligibility cannot have changed: every change of it goes through here).
+  await run(sql`CREATE TEMP TABLE touched (sid text PRIMARY KEY) ON COMMIT DROP`);
+  const narrow = !complete && !opts.allSeats;
+  if (narrow) {
+    await run(sql`
+      INSERT INTO touched
+      SELECT sid FROM p_users UNION SELECT user_sid FROM se
+      UNION
+      SELECT u.sourced_id FROM classes c
+      JOIN enrollments e ON e.class_id = c.id AND e.ended_at IS NULL JOIN users u ON u.id = e.user_id
+      WHERE c.district_id = ${d} AND c.provider = ${p}
+        AND (c.sourced_id IN (SELECT sourced_id FROM p_classes) OR c.course_sourced_id IN (SELECT sourced_id FROM p_courses))
+      UNION
+      SELECT u.sourced_id FROM waitlist w JOIN license_pools lp ON lp.id = w.pool_id JOIN users u ON u.id = w.user_id
+      WHERE lp.district_id = ${d}`);
+    await run(sql`ANALYZE touched`);
+  }
+  const reach = narrow ? sql`sid IN (SELECT sid FROM touched)` : sql`true`;
+  const reachLocal = narrow ? sql`l.sourced_id IN (SELECT sid FROM touched)` : sql`true`;
+
+  // Who is ACTIVE once the plan is applied, with the fields they will have
+  // (for a delta: of the people it touches).
+  await run(sql`
+    CREATE TEMP TABLE a_users ON COMMIT DROP AS
+    SELECT sid, role, grades, school_sourced_ids FROM p_users WHERE action <> 'delete' AND ${reach}
+    UNION ALL
+    SELECT l.sourced_id, l.role, l.grades, l.school_sourced_ids FROM users l
+    WHERE l.district_id = ${d} AND l.provider = ${p} AND l.status = 'ACTIVE' AND ${reachLocal}
+      AND NOT EXISTS (SELECT 1 FROM p_users x WHERE x.sid = l.sourced_id)`);
+  await run(sql`CREATE UNIQUE INDEX ON a_users (sid)`);
+  await run(sql`ANALYZE a_users`);
+  lap('activeUsers');
+
 
   // The district's active memberships, by sourcedId. A delta only reaches
   // those of users leaving, classes retiring and pairs it names: every other
@@ -237,7 +268,7 @@ export async function planInDb(trx: Trx, snap: SnapshotTables, opts: DbPlanOptio
   await run(sql`ANALYZE p_enrollments`);
   lap('enrollments');
 
-  const seatCounts = await planSeats(trx, { districtId: d });
+  const seatCounts = await planSeats(trx, { districtId: d, everyone: !narrow });
   lap('seats');
 
   const { rows: [c] } = await sql<Record<string, number>>`
