@@ -219,9 +219,20 @@ async function fetchIntoStage(ctx: AppContext, connector: Connector, lease: RunL
   await report(progress);
   const abort = new AbortController();
   const coalescer = new BatchCoalescer(STAGE_BATCH_RECORDS);
+  // One batch is COPYed while the connector reads the next: the two wait on
+  // different servers. A failed COPY is seen before the next one starts.
+  let inflight: Promise<void> = Promise.resolve();
+  let stageError: unknown;
   const stage = async (ready: SnapshotBatch) => {
-    if (await stageBatch(ctx.db, lease, ready)) pagesStaged += 1;
+    await inflight;
+    if (stageError !== undefined) throw stageError;
+    inflight = stageBatch(ctx.db, lease, ready).then((ok) => { if (ok) pagesStaged += 1; }, (err: unknown) => { stageError = err; });
   };
+  const settled = async () => {
+    await inflight;
+    if (stageError !== undefined) throw stageError;
+  };
+  try {
   for await (const batch of connector.fetch({
     full: opts.full,
     since: opts.since,
@@ -240,6 +251,11 @@ async function fetchIntoStage(ctx: AppContext, connector: Connector, lease: RunL
     }
   }
   for (const ready of coalescer.flush()) await stage(ready);
+  } finally {
+    // Never leave a COPY running behind a failure (its error is the one that counts, if any).
+    await inflight;
+  }
+  await settled();
   await report(progress);
   // What this attempt staged, checked against the table: pages lost or added by anyone else make the stage untrustworthy.
   const inTable = await countStagedPages(ctx.db, runId);
