@@ -78,11 +78,32 @@ export async function planSeats(trx: Trx, opts: { districtId: string; everyone: 
   const eligible = (pool: string) => opts.everyone
     ? sql`EXISTS (SELECT 1 FROM elig e WHERE e.pool_id = ${sql.ref(pool)} AND e.sid = u.sourced_id)`
     : sql`(NOT EXISTS (SELECT 1 FROM touched t WHERE t.sid = u.sourced_id) OR EXISTS (SELECT 1 FROM elig e WHERE e.pool_id = ${sql.ref(pool)} AND e.sid = u.sourced_id))`;
-  await sql`
+  // For a delta, only the touched people's seats are read, plus how many
+  // seats everyone else holds per pool (they keep them). Should the pool then
+  // hold more eligible students than seats (it was shrunk outside a
+  // settlement), every seat is read and ranked as for a complete snapshot.
+  const heldRows = (all: boolean) => sql`
     CREATE TEMP TABLE held ON COMMIT DROP AS
     SELECT s.id AS seat_id, s.pool_id, u.sourced_id AS sid, s.assigned_at AS at, ${eligible('s.pool_id')} AS eligible
     FROM seat_assignments s JOIN pl ON pl.id = s.pool_id JOIN users u ON u.id = s.user_id
-    WHERE s.released_at IS NULL`.execute(trx);
+    WHERE s.released_at IS NULL
+      ${all ? sql`` : sql`AND s.user_id IN (SELECT l.id FROM users l JOIN touched t ON t.sid = l.sourced_id WHERE l.district_id = ${d})`}`;
+  await heldRows(opts.everyone).execute(trx);
+  await sql`CREATE TEMP TABLE others (pool_id bigint PRIMARY KEY, n bigint NOT NULL) ON COMMIT DROP`.execute(trx);
+  if (!opts.everyone) {
+    await sql`
+      INSERT INTO others
+      SELECT pl.id, (SELECT count(*) FROM seat_assignments s WHERE s.pool_id = pl.id AND s.released_at IS NULL)
+                    - (SELECT count(*) FROM held h WHERE h.pool_id = pl.id) FROM pl`.execute(trx);
+    const { rows: [over] } = await sql<{ over: boolean }>`
+      SELECT COALESCE(bool_or(o.n + (SELECT count(*) FROM held h WHERE h.pool_id = pl.id AND h.eligible) > pl.seats), false) AS over
+      FROM pl JOIN others o ON o.pool_id = pl.id`.execute(trx);
+    if (over?.over) {
+      await sql`DROP TABLE held`.execute(trx);
+      await sql`DELETE FROM others`.execute(trx);
+      await heldRows(true).execute(trx);
+    }
+  }
   await sql`
     CREATE TEMP TABLE queued ON COMMIT DROP AS
     SELECT w.pool_id, u.sourced_id AS sid, w.queued_at AS at, ${eligible('w.pool_id')} AS eligible
@@ -128,7 +149,9 @@ export async function planSeats(trx: Trx, opts: { districtId: string; everyone: 
     FROM kept k JOIN pl ON pl.id = k.pool_id WHERE k.rn > k.seats`.execute(trx);
   await sql`
     WITH free AS (
-      SELECT pl.id AS pool_id, pl.product, pl.seats - (SELECT count(*) FROM kept k WHERE k.pool_id = pl.id AND k.rn <= k.seats) AS free FROM pl
+      SELECT pl.id AS pool_id, pl.product,
+        pl.seats - (SELECT count(*) FROM kept k WHERE k.pool_id = pl.id AND k.rn <= k.seats) - COALESCE((SELECT n FROM others o WHERE o.pool_id = pl.id), 0) AS free
+      FROM pl
     )
     INSERT INTO p_seats (pool_id, product, sid, action, reason, seat_id, ord)
     SELECT c.pool_id, f.product, c.sid, 'assign', NULL::text, NULL::bigint, NULL::bigint FROM cand c JOIN free f ON f.pool_id = c.pool_id WHERE c.rn <= f.free
