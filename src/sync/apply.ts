@@ -43,10 +43,13 @@ export async function applyPlan(trx: Trx, scope: ApplyScope): Promise<Record<str
     const table = sql.table(e.table);
     const plan = sql.table(`p_${e.table}`);
     const cols = sql.raw(e.cols.join(', '));
+    // New rows by plain INSERT, changed ones by id: no speculative upsert per row.
     await run(sql`
       INSERT INTO ${table} (district_id, provider, sourced_id, status, ${cols})
-      SELECT ${d}, ${p}, p.sourced_id, 'ACTIVE', ${sql.raw(e.cols.map(value).join(', '))} FROM ${plan} p WHERE p.action <> 'retire'
-      ON CONFLICT (district_id, provider, sourced_id) DO UPDATE SET ${sql.raw(e.cols.map((c) => `${c} = EXCLUDED.${c}`).join(', '))}, status = 'ACTIVE', updated_at = now()`);
+      SELECT ${d}, ${p}, p.sourced_id, 'ACTIVE', ${sql.raw(e.cols.map(value).join(', '))} FROM ${plan} p WHERE p.action = 'create'`);
+    await run(sql`
+      UPDATE ${table} t SET ${sql.raw(e.cols.map((c) => `${c} = ${value(c)}`).join(', '))}, status = 'ACTIVE', updated_at = now()
+      FROM ${plan} p WHERE p.action = 'update' AND t.id = p.local_id`);
     await run(sql`UPDATE ${table} t SET status = 'RETIRED', updated_at = now() FROM ${plan} p WHERE p.action = 'retire' AND t.id = p.local_id`);
     await run(sql`
       INSERT INTO audit_log (district_id, run_id, entity, entity_key, action)
@@ -59,16 +62,19 @@ export async function applyPlan(trx: Trx, scope: ApplyScope): Promise<Record<str
   const userCols = sql.raw(USER_COLS.join(', '));
   await run(sql`
     INSERT INTO users (district_id, provider, sourced_id, ${userCols})
-    SELECT ${d}, ${p}, p.sid, ${sql.raw(USER_COLS.map((c) => `p.${c}`).join(', '))} FROM p_users p WHERE p.action <> 'delete'
-    ON CONFLICT (district_id, provider, sourced_id) DO UPDATE SET ${sql.raw(USER_COLS.map((c) => `${c} = EXCLUDED.${c}`).join(', '))},
-      status = 'ACTIVE', deleted_at = NULL, updated_at = now()`);
+    SELECT ${d}, ${p}, p.sid, ${sql.raw(USER_COLS.map((c) => `p.${c}`).join(', '))} FROM p_users p WHERE p.action = 'create'
+    ORDER BY p.sid`);
+  await run(sql`
+    UPDATE users u SET ${sql.raw(USER_COLS.map((c) => `${c} = p.${c}`).join(', '))}, status = 'ACTIVE', deleted_at = NULL, updated_at = now()
+    FROM p_users p WHERE p.action IN ('update', 'reactivate') AND u.id = p.local_id`);
   await run(sql`
     UPDATE users u SET status = 'DELETED', deleted_at = now(), updated_at = now()
     FROM p_users p WHERE p.action = 'delete' AND u.id = p.local_id AND u.status = 'ACTIVE'`);
   await analyzeIfGrown('users', await added(sql`SELECT count(*)::int AS n FROM p_users WHERE action = 'create'`));
   await run(sql`
     INSERT INTO audit_log (district_id, run_id, entity, entity_key, action, detail)
-    SELECT ${d}, ${runId}::uuid, 'user', sid, action, CASE WHEN reason IS NULL THEN NULL ELSE jsonb_build_object('reason', reason) END FROM p_users`);
+    SELECT ${d}, ${runId}::uuid, 'user', sid, action, CASE WHEN reason IS NULL THEN NULL ELSE jsonb_build_object('reason', reason) END FROM p_users
+    ORDER BY sid`);
   lap('users');
 
   // Ends before adds: a membership ended and re-added in one run must not trip the one-active-membership index.
@@ -81,7 +87,10 @@ export async function applyPlan(trx: Trx, scope: ApplyScope): Promise<Record<str
     FROM p_enrollments p
     JOIN users u ON u.district_id = ${d} AND u.provider = ${p} AND u.sourced_id = p.user_sid
     JOIN classes c ON c.district_id = ${d} AND c.provider = ${p} AND c.sourced_id = p.class_sid
-    WHERE p.action = 'add'`);
+    WHERE p.action = 'add'
+    -- In the unique index's order: a million random-order inserts into a btree keyed by a
+    -- random uuid touch a different page each; sorted, they append.
+    ORDER BY u.id, c.id`);
   await analyzeIfGrown('enrollments', await added(sql`SELECT count(*)::int AS n FROM p_enrollments WHERE action = 'add'`));
   lap('enrollments');
 
@@ -94,7 +103,7 @@ export async function applyPlan(trx: Trx, scope: ApplyScope): Promise<Record<str
   await run(sql`
     INSERT INTO seat_assignments (pool_id, user_id, run_id)
     SELECT p.pool_id, u.id, ${runId}::uuid FROM p_seats p JOIN users u ON u.district_id = ${d} AND u.provider = ${p} AND u.sourced_id = p.sid
-    WHERE p.action = 'assign'`);
+    WHERE p.action = 'assign' ORDER BY p.pool_id, u.id`);
   // The plan's order is the wait-list's order: each entry is queued a microsecond after the one before.
   await run(sql`
     INSERT INTO waitlist (pool_id, user_id, queued_at)
@@ -136,7 +145,7 @@ async function auditPeople(trx: Trx, scope: ApplyScope): Promise<void> {
         UNION ALL
         SELECT sid, action, product, reason FROM p_seats
       ) changes GROUP BY sid
-    ) people`.execute(trx);
+    ) people ORDER BY sid`.execute(trx);
 }
 
 /**

@@ -61,8 +61,9 @@ export async function planInDb(trx: Trx, snap: SnapshotTables, opts: DbPlanOptio
   let t0 = performance.now();
   const lap = (step: string) => { timings[step] = Math.round(performance.now() - t0); t0 = performance.now(); };
   const run = (q: RawBuilder<unknown>) => q.execute(trx);
-  // Hash joins over a large district's rows want room; local to this transaction.
-  await run(sql`SET LOCAL work_mem = '256MB'`);
+  // Hash joins over a large district's rows want room (a million students'
+  // memberships hash in well under a gigabyte); local to this transaction.
+  await run(sql`SET LOCAL work_mem = '512MB'`);
   // A complete snapshot is compared with the whole district: hash joins, never
   // nested loops, whatever the statistics of rows written moments ago say (a
   // planner that believes a district of a million has one row picks loops that
@@ -136,8 +137,16 @@ export async function planInDb(trx: Trx, snap: SnapshotTables, opts: DbPlanOptio
   // A user whose snapshot enrollments have all ended leaves (complete snapshots only).
   await run(sql`
     CREATE TEMP TABLE ue ON COMMIT DROP AS
-    SELECT user_sid AS sid, bool_and(status = 'tobedeleted' OR (end_date IS NOT NULL AND end_date < ${asOf} COLLATE "C")) AS all_ended
-    FROM ${snap.enrollments} WHERE ${complete} GROUP BY user_sid`);
+    WITH ended AS (
+      SELECT DISTINCT user_sid FROM ${snap.enrollments}
+      WHERE ${complete} AND (status = 'tobedeleted' OR (end_date IS NOT NULL AND end_date < ${asOf} COLLATE "C")))
+    -- Users with an ended enrollment and no other: found from the (few) ended
+    -- ones, joined (hashed on them) with the rest, rather than by grouping
+    -- every enrollment of the district.
+    , current AS (
+      SELECT DISTINCT e.user_sid FROM ${snap.enrollments} e JOIN ended x ON x.user_sid = e.user_sid
+      WHERE NOT (e.status = 'tobedeleted' OR (e.end_date IS NOT NULL AND e.end_date < ${asOf} COLLATE "C")))
+    SELECT user_sid AS sid, true AS all_ended FROM ended WHERE user_sid NOT IN (SELECT user_sid FROM current)`);
   await run(sql`CREATE UNIQUE INDEX ON ue (sid)`);
   await run(sql`ANALYZE ue`);
 
