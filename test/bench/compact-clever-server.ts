@@ -7,15 +7,8 @@
 // Same pages, byte for byte (compact-district-check.ts). Run by clever-serve.ts.
 import type http from 'node:http';
 import { FakeProviderServer, type Reply } from '../../fixtures/fake-server.js';
-import type { GenPerson } from '../../fixtures/district.js';
+import { CREATED, cleverListRequest, cleverUser, type CleverListing as Listing } from '../../fixtures/clever/list-request.js';
 import { CompactDistrict } from './compact-district.js';
-
-const DEFAULT_LIMIT = 100;
-const MAX_LIMIT = 10000;
-const CREATED = '2026-08-01T00:00:00.000Z';
-
-/** A sorted listing read by position, so a page is found and rendered without the others. */
-interface Listing { length: number; idAt(i: number): string; render(i: number): { id: string } & Record<string, unknown> }
 
 export class CompactCleverServer extends FakeProviderServer {
   constructor(readonly district: CompactDistrict, readonly token = 'DEMO_DISTRICT_TOKEN') {
@@ -23,37 +16,7 @@ export class CompactCleverServer extends FakeProviderServer {
   }
 
   protected override route(req: http.IncomingMessage, url: URL): Reply | null {
-    const match = /^\/v3\.0\/(districts|schools|terms|courses|sections|users)$/.exec(url.pathname);
-    if (!match) return null;
-    if (req.headers.authorization !== `Bearer ${this.token}`) return { status: 401, body: { error: 'Unauthorized' } };
-    const resource = match[1]!;
-    const limit = url.searchParams.has('limit') ? Number(url.searchParams.get('limit')) : DEFAULT_LIMIT;
-    if (!Number.isInteger(limit) || limit < 1) return { status: 400, body: { error: 'limit must be a positive integer' } };
-    if (limit > MAX_LIMIT) return { status: 413, body: { error: 'limit must be at most 10000' } };
-    const role = url.searchParams.get('role');
-    if (resource === 'users' && role && role !== 'student' && role !== 'teacher' && role !== 'staff' && role !== 'district_admin') {
-      return { status: 400, body: { error: `unknown role ${role}` } };
-    }
-    const items = this.listing(resource, role);
-    const after = url.searchParams.get('starting_after');
-    let start = 0;
-    if (after) {
-      // Binary search: ids are sorted, and the cursor need not be a live id.
-      let lo = 0, hi = items.length;
-      while (lo < hi) { const mid = (lo + hi) >> 1; if (items.idAt(mid) <= after) lo = mid + 1; else hi = mid; }
-      start = lo;
-    }
-    const page: ({ id: string } & Record<string, unknown>)[] = [];
-    for (let i = start; i < Math.min(items.length, start + limit); i++) page.push(items.render(i));
-    const base = `/v3.0/${resource}`;
-    const keep = new URLSearchParams(url.searchParams);
-    keep.delete('starting_after');
-    const links = [{ rel: 'self', uri: `${base}?${url.searchParams}` }];
-    if (start + limit < items.length && page.length) {
-      keep.set('starting_after', page[page.length - 1]!.id);
-      links.push({ rel: 'next', uri: `${base}?${keep}` });
-    }
-    return { status: 200, body: { data: page.map((d) => ({ data: d, uri: `${base}/${d.id}` })), links } };
+    return cleverListRequest(req, url, this.token, (resource, role) => this.listing(resource, role));
   }
 
   protected override control(url: URL, body: string): Reply | null {
@@ -92,18 +55,11 @@ export class CompactCleverServer extends FakeProviderServer {
         return {
           length: students.length + teachers.length,
           idAt: (i) => (i < students.length ? d.studentId(students[i]!) : teachers[i - students.length]!.id),
-          render: (i) => (i < students.length ? this.user(d.student(students[i]!), 'student') : this.user(teachers[i - students.length]!, 'teacher')),
+          render: (i) => (i < students.length ? cleverUser(d.id, d.student(students[i]!), 'student') : cleverUser(d.id, teachers[i - students.length]!, 'teacher')),
         };
       }
       default:
         return { length: 0, idAt: () => '', render: () => ({ id: '' }) };
     }
-  }
-
-  private user(p: GenPerson, role: 'student' | 'teacher') {
-    const roleData = role === 'student'
-      ? { student: { school: p.schoolIds[0], schools: p.schoolIds, grade: p.grade, sis_id: p.sisId, student_number: p.sisId, credentials: { district_username: p.username } } }
-      : { teacher: { school: p.schoolIds[0], schools: p.schoolIds, sis_id: p.sisId, teacher_number: p.sisId, credentials: { district_username: p.username } } };
-    return { id: p.id, district: this.district.id, email: p.email, name: { first: p.first, last: p.last }, roles: roleData, created: CREATED, last_modified: CREATED };
   }
 }

@@ -15,26 +15,12 @@
 // - `streamDistrict` (no memberships kept) for the raw COPY baseline
 //   (copy-load.ts): the first sync's district, one student at a time.
 // compact-district-check.ts compares every Clever page with fixtures/clever.
-import type { DistrictSpec, GenCourse, GenPerson, GenSchool, GenTerm } from '../../fixtures/district.js';
+import { FIRST, KIND, LAST, generateHead, idMaker, type DistrictSpec, type GenCourse, type GenPerson, type GenSchool, type GenTerm } from '../../fixtures/district.js';
+import { prng as mulberry32 } from '../../fixtures/prng.js';
 
-// fixtures/district.ts's tables (not exported there), in the same order.
-const FIRST = ['Ada', 'Ben', 'Cleo', 'Dev', 'Elena', 'Femi', 'Gus', 'Hana', 'Ivan', 'Jia', 'Kofi', 'Lena', 'Malik', 'Nora', 'Omar', 'Pia', 'Quinn', 'Rosa', 'Sami', 'Tara', 'Uma', 'Vik', 'Wren', 'Xena', 'Yuki', 'Zane'];
-const LAST = ['Abbott', 'Baker', 'Chen', 'Diaz', 'Evans', 'Fischer', 'Garcia', 'Haddad', 'Ito', 'Jones', 'Khan', 'Lopez', 'Moreau', 'Novak', 'Okafor', 'Patel', 'Quist', 'Rossi', 'Silva', 'Tanaka', 'Uddin', 'Vega', 'Wong', 'Xu', 'Young', 'Zhou'];
-const SUBJECTS = [['math', 'MATH'], ['english/language arts', 'ELA'], ['science', 'SCI'], ['social studies', 'SS'], ['arts and music', 'ART'], ['language', 'LANG']] as const;
-const GRADE_BANDS = [['Kindergarten', '1', '2', '3', '4', '5'], ['6', '7', '8'], ['9', '10', '11', '12']];
-const KIND = { district: 'f1', school: 'e1', term: 'd1', course: 'c1', section: 'b1', teacher: 'a2', student: 'a1' } as const;
+// The generator's own tables and PRNG (fixtures/district.ts, fixtures/prng.ts): the same district, draw for draw.
 
-/** fixtures/prng.ts's mulberry32, draw for draw. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { mulberry32 };
 const pickIndex = (rand: () => number, length: number) => Math.floor(rand() * length);
 
 export interface CompactSection {
@@ -52,13 +38,13 @@ export class DistrictBase {
   readonly seedHex: string;
   readonly id: string;
   readonly name: string;
-  readonly schools: GenSchool[] = [];
-  readonly terms: GenTerm[] = [];
-  readonly courses: GenCourse[] = [];
+  readonly schools: GenSchool[];
+  readonly terms: GenTerm[];
+  readonly courses: GenCourse[];
   readonly sections: CompactSection[] = [];
-  readonly teachers: GenPerson[] = [];
+  readonly teachers: GenPerson[];
   protected readonly rand: () => number;
-  private readonly counters = new Map<string, number>();
+  protected readonly nextId: (kind: string) => string;
   /** Sections by school, in section order (the order RosterDistrict filters them in). */
   protected readonly sectionsBySchool: number[][];
   /** RosterDistrict.sectionIndex: the sections a new student of a school and grade picks from. */
@@ -69,28 +55,15 @@ export class DistrictBase {
   constructor(readonly spec: DistrictSpec) {
     this.rand = mulberry32(spec.seed);
     this.seedHex = (spec.seed >>> 0).toString(16).padStart(8, '0').slice(-6);
+    this.nextId = idMaker(spec.seed);
     this.id = this.nextId(KIND.district);
     this.name = `Demo Unified School District ${spec.seed}`;
-    for (let i = 0; i < spec.schools; i++) {
-      this.schools.push({ id: this.nextId(KIND.school), name: `School ${i + 1}`, number: String(100 + i), grades: GRADE_BANDS[i % GRADE_BANDS.length]! });
-    }
-    this.terms.push(
-      { id: this.nextId(KIND.term), name: 'Fall', startDate: '2026-08-17', endDate: '2026-12-18' },
-      { id: this.nextId(KIND.term), name: 'Spring', startDate: '2027-01-05', endDate: '2027-06-04' },
-    );
-    const courseCount = spec.courses ?? Math.min(60, Math.max(6, Math.ceil(spec.sections / 20)));
-    for (let i = 0; i < courseCount; i++) {
-      const [subject, code] = SUBJECTS[i % SUBJECTS.length]!;
-      this.courses.push({ id: this.nextId(KIND.course), name: `${code} ${Math.floor(i / SUBJECTS.length) + 1}`, number: `${code}-${Math.floor(i / SUBJECTS.length) + 1}`, subject });
-    }
-    const teacherCount = spec.teachers ?? Math.max(1, Math.ceil(spec.sections / 5));
-    const teachersBySchool = new Map<string, string[]>();
-    for (let i = 0; i < teacherCount; i++) {
-      const school = this.schools[i % this.schools.length]!;
-      const t = this.person(KIND.teacher, [school.id], null, 'staff');
-      this.teachers.push(t);
-      teachersBySchool.set(school.id, [...(teachersBySchool.get(school.id) ?? []), t.id]);
-    }
+    // RosterDistrict's own start (fixtures/district.ts), then its sections loop without the objects.
+    const { schools, terms, courses, teachers, teachersBySchool } = generateHead(spec, this.nextId, this.rand);
+    this.schools = schools;
+    this.terms = terms;
+    this.courses = courses;
+    this.teachers = teachers;
     this.sectionsBySchool = this.schools.map(() => []);
     for (let i = 0; i < spec.sections; i++) {
       const schoolIndex = i % this.schools.length;
@@ -106,20 +79,6 @@ export class DistrictBase {
       });
       this.sectionsBySchool[schoolIndex]!.push(i);
     }
-  }
-
-  protected nextId(kind: string): string {
-    const n = (this.counters.get(kind) ?? 0) + 1;
-    this.counters.set(kind, n);
-    return `${kind}${this.seedHex}${n.toString(16).padStart(16, '0')}`;
-  }
-
-  private person(kind: string, schoolIds: string[], grade: string | null, domain: string): GenPerson {
-    const id = this.nextId(kind);
-    const first = FIRST[pickIndex(this.rand, FIRST.length)]!;
-    const last = LAST[pickIndex(this.rand, LAST.length)]!;
-    const username = `${first}.${last}.${id.slice(-6)}`.toLowerCase();
-    return { id, schoolIds, grade, first, last, email: `${username}@${domain}.demo-usd.example`, username, sisId: `${kind === KIND.student ? 'S' : 'T'}${id.slice(-8)}` };
   }
 
   /** RosterDistrict.addStudent's draws, without the objects: school, grade, name, then the sections. */

@@ -32,14 +32,11 @@ import { from as copyFrom } from 'pg-copy-streams';
 import { createDb, withDefaultUser } from '../../db/connection.js';
 import { migrateToLatest } from '../../db/migrate.js';
 import { streamDistrict, type StudentDraw } from './compact-district.js';
+import { districtOptions } from './district-args.js';
 
 const { values } = parseArgs({
   options: {
-    students: { type: 'string', default: '50000' },
-    sections: { type: 'string', default: '2000' },
-    'per-student': { type: 'string', default: '6' },
-    schools: { type: 'string', default: '25' },
-    seed: { type: 'string', default: '42' },
+    ...districtOptions,
     // The scratch database: created afresh (dropped first if it exists).
     database: { type: 'string', default: 'rostersync_bench_copy' },
     district: { type: 'string', default: 'bench-clever' },

@@ -8,14 +8,11 @@ import { RosterDistrict } from '../../fixtures/district.js';
 import { FakeSchoologyServer } from '../../fixtures/schoology/server.js';
 import { SchoologyConnector } from '../../connectors/schoology/connector.js';
 import { createLogger } from '../../src/logger.js';
+import { districtOptions } from './district-args.js';
 
 const { values } = parseArgs({
   options: {
-    students: { type: 'string', default: '50000' },
-    sections: { type: 'string', default: '2000' },
-    'per-student': { type: 'string', default: '6' },
-    schools: { type: 'string', default: '25' },
-    seed: { type: 'string', default: '42' },
+    ...districtOptions,
     'assume-rps': { type: 'string', default: '10' },
   },
 });

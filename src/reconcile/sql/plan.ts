@@ -61,9 +61,10 @@ export async function planInDb(trx: Trx, snap: SnapshotTables, opts: DbPlanOptio
   let t0 = performance.now();
   const lap = (step: string) => { timings[step] = Math.round(performance.now() - t0); t0 = performance.now(); };
   const run = (q: RawBuilder<unknown>) => q.execute(trx);
-  // Hash joins over a large district's rows want room (a million students'
-  // memberships hash in well under a gigabyte); local to this transaction.
-  await run(sql`SET LOCAL work_mem = '512MB'`);
+  // Hash joins over a large district's rows want room; local to this
+  // transaction. (512 MB measured slower at 1M students than 256 MB: the
+  // larger hash tables cost more in memory traffic than the batches they save.)
+  await run(sql`SET LOCAL work_mem = '256MB'`);
   // A complete snapshot is compared with the whole district: hash joins, never
   // nested loops, whatever the statistics of rows written moments ago say (a
   // planner that believes a district of a million has one row picks loops that
