@@ -95,7 +95,9 @@ export type ServerStats = z.infer<typeof Stats>;
 
 /** What the fake server has answered since it started (fixtures/fake-server.ts `/__control/stats`). */
 export async function serverStats(control: string): Promise<ServerStats> {
-  const res = await fetch(`${control}/__control/stats`);
+  // Once more on a dropped connection: fetch may reuse a kept-alive socket the
+  // fake closed after a long report download (undici: "other side closed").
+  const res = await fetch(`${control}/__control/stats`).catch(() => fetch(`${control}/__control/stats`));
   if (!res.ok) throw new Error(`${control}/__control/stats answered ${res.status}`);
   return Stats.parse(await res.json());
 }
