@@ -68,10 +68,12 @@ export async function mergeDuplicates(trx: Trx, t: SnapshotTables, asOf: string)
   ];
   for (const { kind, content, refs } of entityKinds) {
     const table = t[kind];
-    await sql`ANALYZE ${table}`.execute(trx);
-    const { rows: dups } = await sql<{ n: number }>`
-      CREATE TEMP TABLE dup_keys ON COMMIT DROP AS SELECT sourced_id FROM ${table} GROUP BY sourced_id HAVING count(*) > 1`.execute(trx)
-      .then(() => sql<{ n: number }>`SELECT count(*)::int AS n FROM dup_keys`.execute(trx));
+    // One cheap question first: almost every snapshot has no copies at all.
+    const { rows: [probe] } = await sql<{ any: boolean }>`
+      SELECT EXISTS (SELECT 1 FROM ${table} GROUP BY sourced_id HAVING count(*) > 1) AS any`.execute(trx);
+    if (!probe?.any) continue;
+    await sql`CREATE TEMP TABLE dup_keys ON COMMIT DROP AS SELECT sourced_id FROM ${table} GROUP BY sourced_id HAVING count(*) > 1`.execute(trx);
+    const { rows: dups } = await sql<{ n: number }>`SELECT count(*)::int AS n FROM dup_keys`.execute(trx);
     const n = dups[0]?.n ?? 0;
     if (n > 0) {
       merged += n;
@@ -99,11 +101,12 @@ export async function mergeDuplicates(trx: Trx, t: SnapshotTables, asOf: string)
   }
 
   const e = t.enrollments;
-  await sql`ANALYZE ${e}`.execute(trx);
-  await sql`CREATE TEMP TABLE dup_pairs ON COMMIT DROP AS SELECT class_sid, user_sid FROM ${e} GROUP BY class_sid, user_sid HAVING count(*) > 1`.execute(trx);
-  const { rows } = await sql<{ n: number }>`SELECT count(*)::int AS n FROM dup_pairs`.execute(trx);
-  if ((rows[0]?.n ?? 0) > 0) {
-    merged += rows[0]!.n;
+  const { rows: [probe] } = await sql<{ any: boolean }>`
+    SELECT EXISTS (SELECT 1 FROM ${e} GROUP BY class_sid, user_sid HAVING count(*) > 1) AS any`.execute(trx);
+  if (probe?.any) {
+    await sql`CREATE TEMP TABLE dup_pairs ON COMMIT DROP AS SELECT class_sid, user_sid FROM ${e} GROUP BY class_sid, user_sid HAVING count(*) > 1`.execute(trx);
+    const { rows } = await sql<{ n: number }>`SELECT count(*)::int AS n FROM dup_pairs`.execute(trx);
+    merged += rows[0]?.n ?? 0;
     // src/sync/snapshot-builder.ts pickEnrollment: current (2) over not yet begun (1) over ended (0),
     // then the later end (open-ended last of all), then the teaching role, then a stable order.
     await sql`
@@ -115,7 +118,7 @@ export async function mergeDuplicates(trx: Trx, t: SnapshotTables, asOf: string)
           begin_date COLLATE "C" ASC NULLS LAST, status COLLATE "C", ctid) AS rn
         FROM ${e} WHERE (class_sid, user_sid) IN (SELECT class_sid, user_sid FROM dup_pairs)) r
       WHERE x.ctid = r.row_id AND r.rn > 1`.execute(trx);
+    await sql`DROP TABLE dup_pairs`.execute(trx);
   }
-  await sql`DROP TABLE dup_pairs`.execute(trx);
   return merged;
 }
