@@ -29,10 +29,11 @@ export async function applyPlan(trx: Trx, scope: ApplyScope): Promise<Record<str
   // again (here, and by the next run): statistics taken before a first sync
   // say the district is empty, and a planner that believes it picks nested
   // loops that cost a million times over. Rows this transaction inserted count.
-  const analyzeIfGrown = async (table: string, added: number) => {
+  // The count is the INSERT's own: no second pass over the plan.
+  const insertAndAnalyze = async (table: string, insert: ReturnType<typeof sql>) => {
+    const added = Number((await run(insert)).numAffectedRows ?? 0);
     if (added >= GROWTH_WORTH_ANALYZING) await run(sql`ANALYZE ${sql.table(table)}`);
   };
-  const added = async (q: ReturnType<typeof sql>) => Number(((await q.execute(trx)).rows[0] as { n: number } | undefined)?.n ?? 0);
   const timings: Record<string, number> = {};
   // The district's own tables keep their full statistics (the plan sampled its temporary ones lightly).
   await run(sql`RESET default_statistics_target`);
@@ -44,7 +45,7 @@ export async function applyPlan(trx: Trx, scope: ApplyScope): Promise<Record<str
     const plan = sql.table(`p_${e.table}`);
     const cols = sql.raw(e.cols.join(', '));
     // New rows by plain INSERT, changed ones by id: no speculative upsert per row.
-    await run(sql`
+    await insertAndAnalyze(e.table, sql`
       INSERT INTO ${table} (district_id, provider, sourced_id, status, ${cols})
       SELECT ${d}, ${p}, p.sourced_id, 'ACTIVE', ${sql.raw(e.cols.map(value).join(', '))} FROM ${plan} p WHERE p.action = 'create'`);
     await run(sql`
@@ -54,13 +55,12 @@ export async function applyPlan(trx: Trx, scope: ApplyScope): Promise<Record<str
     await run(sql`
       INSERT INTO audit_log (district_id, run_id, entity, entity_key, action)
       SELECT ${d}, ${runId}::uuid, ${e.entity}, sourced_id, action FROM ${plan}`);
-    await analyzeIfGrown(e.table, await added(sql`SELECT count(*)::int AS n FROM ${plan} WHERE action = 'create'`));
   }
   lap('entities');
 
   // Reactivation keeps the account's id: the row is updated in place, never re-created.
   const userCols = sql.raw(USER_COLS.join(', '));
-  await run(sql`
+  await insertAndAnalyze('users', sql`
     INSERT INTO users (district_id, provider, sourced_id, ${userCols})
     SELECT ${d}, ${p}, p.sid, ${sql.raw(USER_COLS.map((c) => `p.${c}`).join(', '))} FROM p_users p WHERE p.action = 'create'
     ORDER BY p.sid`);
@@ -70,7 +70,6 @@ export async function applyPlan(trx: Trx, scope: ApplyScope): Promise<Record<str
   await run(sql`
     UPDATE users u SET status = 'DELETED', deleted_at = now(), updated_at = now()
     FROM p_users p WHERE p.action = 'delete' AND u.id = p.local_id AND u.status = 'ACTIVE'`);
-  await analyzeIfGrown('users', await added(sql`SELECT count(*)::int AS n FROM p_users WHERE action = 'create'`));
   await run(sql`
     INSERT INTO audit_log (district_id, run_id, entity, entity_key, action, detail)
     SELECT ${d}, ${runId}::uuid, 'user', sid, action, CASE WHEN reason IS NULL THEN NULL ELSE jsonb_build_object('reason', reason) END FROM p_users
@@ -81,7 +80,7 @@ export async function applyPlan(trx: Trx, scope: ApplyScope): Promise<Record<str
   await run(sql`
     UPDATE enrollments e SET ended_at = now(), ended_reason = p.reason
     FROM p_enrollments p WHERE p.action = 'end' AND e.id = p.enrollment_id AND e.ended_at IS NULL`);
-  await run(sql`
+  await insertAndAnalyze('enrollments', sql`
     INSERT INTO enrollments (district_id, user_id, class_id, role, begin_date, end_date)
     SELECT ${d}, u.id, c.id, p.role, p.begin_date::date, p.end_date::date
     FROM p_enrollments p
@@ -91,7 +90,6 @@ export async function applyPlan(trx: Trx, scope: ApplyScope): Promise<Record<str
     -- In the unique index's order: a million random-order inserts into a btree keyed by a
     -- random uuid touch a different page each; sorted, they append.
     ORDER BY u.id, c.id`);
-  await analyzeIfGrown('enrollments', await added(sql`SELECT count(*)::int AS n FROM p_enrollments WHERE action = 'add'`));
   lap('enrollments');
 
   await run(sql`
@@ -100,7 +98,7 @@ export async function applyPlan(trx: Trx, scope: ApplyScope): Promise<Record<str
   await run(sql`
     DELETE FROM waitlist w USING p_seats p, users u
     WHERE p.action = 'unwaitlist' AND u.district_id = ${d} AND u.provider = ${p} AND u.sourced_id = p.sid AND w.pool_id = p.pool_id AND w.user_id = u.id`);
-  await run(sql`
+  await insertAndAnalyze('seat_assignments', sql`
     INSERT INTO seat_assignments (pool_id, user_id, run_id)
     SELECT p.pool_id, u.id, ${runId}::uuid FROM p_seats p JOIN users u ON u.district_id = ${d} AND u.provider = ${p} AND u.sourced_id = p.sid
     WHERE p.action = 'assign' ORDER BY p.pool_id, u.id`);
@@ -111,7 +109,6 @@ export async function applyPlan(trx: Trx, scope: ApplyScope): Promise<Record<str
     FROM p_seats p JOIN users u ON u.district_id = ${d} AND u.provider = ${p} AND u.sourced_id = p.sid
     WHERE p.action = 'waitlist'
     ON CONFLICT (pool_id, user_id) DO NOTHING`);
-  await analyzeIfGrown('seat_assignments', await added(sql`SELECT count(*)::int AS n FROM p_seats WHERE action = 'assign'`));
   lap('seats');
 
   await auditPeople(trx, scope);
