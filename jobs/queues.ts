@@ -32,27 +32,38 @@ export function syncQueue(ctx: AppContext): Queue<SyncJobData> {
   return queue;
 }
 
-/** How long a trigger waits for Redis before saying it is down. */
-const REDIS_PING_MS = 2000;
+/**
+ * How long a trigger waits for a Redis that accepted the connection but has not
+ * answered. A Redis that is down refuses the connection and is reported at
+ * once; this bound is for a stuck one. It used to be 2 s for both, which a
+ * CLI process starting on a loaded machine (CI: two jest workers beside three
+ * worker processes) could miss while Redis was fine.
+ */
+const REDIS_ANSWER_MS = 10_000;
 
 /**
- * Fails fast with a clear message when Redis does not answer: the queue's
- * connection retries for ever (workers must outlive Redis restarts), so a
- * trigger that just added a job would hang instead.
+ * Fails with a clear message when Redis is not there: the queue's connection
+ * retries for ever (workers must outlive Redis restarts), so a trigger that
+ * just added a job would hang instead. A refused or reset connection fails the
+ * trigger on the first error ioredis reports; silence, after REDIS_ANSWER_MS.
  */
-export async function queueReachable(ctx: AppContext): Promise<void> {
+export async function queueReachable(ctx: AppContext, answerMs = REDIS_ANSWER_MS): Promise<void> {
   const redis = ctx.redis();
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new QueueUnavailableError(`Redis at ${redactRedisUrl(ctx.config.REDIS_URL)} did not answer within ${REDIS_PING_MS / 1000} s; is it running? Nothing was queued`)), REDIS_PING_MS);
+  const where = `Redis at ${redactRedisUrl(ctx.config.REDIS_URL)}`;
+  let stopWatching = () => undefined as void;
+  const unreachable = new Promise<never>((_, reject) => {
+    const onError = (err: Error) => reject(new QueueUnavailableError(`${where} refused the connection (${err.message}); is it running? Nothing was queued`));
+    const timer = setTimeout(() => reject(new QueueUnavailableError(`${where} did not answer within ${answerMs / 1000} s; is it running? Nothing was queued`)), answerMs);
+    redis.on('error', onError);
+    stopWatching = () => { clearTimeout(timer); redis.off('error', onError); };
   });
   try {
-    await Promise.race([redis.ping(), timeout]);
+    await Promise.race([redis.ping(), unreachable]);
   } catch (err) {
     if (err instanceof QueueUnavailableError) throw err;
-    throw new QueueUnavailableError(`Redis at ${redactRedisUrl(ctx.config.REDIS_URL)} refused the queue: ${(err as Error).message}; nothing was queued`);
+    throw new QueueUnavailableError(`${where} refused the queue: ${(err as Error).message}; nothing was queued`);
   } finally {
-    clearTimeout(timer);
+    stopWatching();
   }
 }
 

@@ -1,10 +1,10 @@
 import { spawn } from 'node:child_process';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { FakeCleverServer } from '../fixtures/clever/server.js';
-import { syncQueue } from '../jobs/queues.js';
+import { queueReachable, syncQueue } from '../jobs/queues.js';
 import { syncSchedules } from '../jobs/scheduler.js';
 import { createSyncWorker } from '../jobs/sync-worker.js';
 import { triggerSync } from '../jobs/trigger.js';
@@ -124,7 +124,7 @@ test('Postgres ending the worker\'s connections mid-apply fails the run cleanly;
       await adminQuery('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [name]);
       const failed = await waitForRun(t.ctx.db, run.id, { timeoutMs: 30000, intervalMs: 50 });
       expect(failed.status).toBe('FAILED');
-      expect(failed.error).toMatch(/terminat|connection/i);
+      expect(failed.error).toMatch(/^lost the connection to Postgres \(.+\); the run's transaction rolled back, nothing was applied/);
       // Nothing of the run landed: the transaction rolled back.
       expect(await listUsers(t.ctx.db, 'term')).toEqual([]);
       expect(child.exitCode).toBeNull();
@@ -270,11 +270,30 @@ test('with Redis down, sync fails fast with a clear message and records no run',
   const down = await openContext({ config: loadConfig({ ...t.env, REDIS_URL: `redis://127.0.0.1:${await freePort()}` }) });
   try {
     const started = Date.now();
-    await expect(triggerSync(down, 'nored', { trigger: 'cli' })).rejects.toThrow(/Redis at redis:\/\/127\.0\.0\.1:\d+ did not answer within 2 s; is it running\? Nothing was queued/);
-    expect(Date.now() - started).toBeLessThan(10000);
+    await expect(triggerSync(down, 'nored', { trigger: 'cli' })).rejects.toThrow(/^Redis at redis:\/\/127\.0\.0\.1:\d+ refused the connection \(connect ECONNREFUSED 127\.0\.0\.1:\d+\); is it running\? Nothing was queued$/);
+    // Refused is known at once: no waiting out the bound meant for a Redis that accepted and went silent.
+    expect(Date.now() - started).toBeLessThan(5000);
     expect(await t.ctx.db.selectFrom('sync_runs').select('id').where('district_id', '=', 'nored').execute()).toEqual([]);
   } finally {
     await down.close();
+  }
+});
+
+test('a Redis that accepts the connection and then says nothing fails the trigger after the answer bound, and queues nothing', async () => {
+  // A TCP listener that never answers: a hung Redis (or a firewall that lets the SYN through).
+  const accepted: net.Socket[] = [];
+  const silent = net.createServer((socket) => { accepted.push(socket.on('error', () => undefined)); });
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  const port = (silent.address() as AddressInfo).port;
+  const hung = await openContext({ config: loadConfig({ ...t.env, REDIS_URL: `redis://127.0.0.1:${port}` }) });
+  try {
+    await expect(queueReachable(hung, 300)).rejects.toThrow(`Redis at redis://127.0.0.1:${port} did not answer within 0.3 s; is it running? Nothing was queued`);
+    // The same context's connection is still usable once Redis answers: the trigger only stopped waiting.
+    expect(hung.redis().status).not.toBe('end');
+  } finally {
+    await hung.close();
+    for (const socket of accepted) socket.destroy();
+    await new Promise<void>((resolve) => silent.close(() => resolve()));
   }
 });
 
@@ -343,7 +362,7 @@ test('HTTP sync with Redis down answers 503 with what to check, and records no r
   try {
     const res = await fetch(`${http503.url}/api/districts/http503/sync`, { method: 'POST', headers: { authorization: `Bearer ${'a'.repeat(32)}` } });
     expect(res.status).toBe(503);
-    expect(((await res.json()) as { error: string }).error).toMatch(/Redis at .* did not answer within 2 s; is it running\? Nothing was queued/);
+    expect(((await res.json()) as { error: string }).error).toMatch(/Redis at .* refused the connection \(connect ECONNREFUSED .*\); is it running\? Nothing was queued/);
     expect(await t.ctx.db.selectFrom('sync_runs').select('id').where('district_id', '=', 'http503').execute()).toEqual([]);
   } finally {
     await http503.close();

@@ -13,6 +13,7 @@ import { appliedSyncRuns, claimRun, holdLease, lockDistrict, SupersededError, up
 import { recordPlanItems } from './plan-items.js';
 import { recordsBound } from './bounds.js';
 import { finishFailed } from './fail.js';
+import { failureReason } from './failure-reason.js';
 import { clearStage, countStagedPages, dropStages, resetStage, stageBatch, stageTablesExist } from './stage.js';
 import { BatchCoalescer } from './batch-coalescer.js';
 import type { SnapshotBatch } from '../../connectors/types.js';
@@ -94,7 +95,7 @@ export async function executeRun(ctx: AppContext, runId: string, hooks: ExecuteH
       log.warn({ err: err.message }, 'attempt superseded; stopping without changing anything');
       return 'superseded';
     }
-    const message = (err as Error).message || String(err);
+    const message = failureReason(err);
     log.error({ err: message }, 'run failed; nothing was applied');
     await finishFailed(ctx, lease, message, log);
     return 'done';

@@ -37,6 +37,12 @@ export class TcpProxy {
     this.cutOff = true;
   }
 
+  /** Abort every open connection with a TCP RST, the way a crashed peer or a middlebox does: the client reads ECONNRESET. */
+  reset(): void {
+    for (const [client, upstream] of this.pairs) { client.resetAndDestroy(); upstream.destroy(); }
+    this.pairs.clear();
+  }
+
   /** Let traffic through again. */
   heal(): void {
     this.cutOff = false;
