@@ -135,6 +135,18 @@ export interface RunStageTable {
   data: string | null;
 }
 
+/** A district's mirror: the kept stage of its last applied complete snapshot (db/migrations/007). */
+export interface SnapshotMirrorsTable {
+  district_id: string;
+  provider: string;
+  run_id: string;
+  /** The mirror run's date (YYYY-MM-DD): what was current is a function of it. */
+  as_of: string;
+  /** Nothing but the mirror's own apply has changed the district since. */
+  quiet: boolean;
+  registered_at: DefaultTimestamp;
+}
+
 export interface RunPlanItemsTable {
   run_id: string;
   seq: number;
@@ -173,6 +185,7 @@ export interface Database {
   sync_runs: SyncRunsTable;
   run_stage: RunStageTable;
   run_plan_items: RunPlanItemsTable;
+  snapshot_mirrors: SnapshotMirrorsTable;
   audit_log: AuditLogTable;
   // --- Sign-in (OIDC, issue #9): db/migrations/003_sso.ts ---
   sso_apps: SsoAppsTable;

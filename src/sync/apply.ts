@@ -4,6 +4,7 @@ import { PERSON_ACTION, PERSON_ENTITY } from '../audit/person-roster.js';
 import { ENTITY_TABLES, planInDb, USER_COLS, type DbPlan } from '../reconcile/sql/plan.js';
 import { snapshotInTables } from '../reconcile/sql/snapshot-source.js';
 import type { Snapshot } from '../reconcile/types.js';
+import { disturbMirror } from './snapshot-mirror.js';
 
 type Trx = Transaction<Database>;
 
@@ -35,6 +36,9 @@ export async function applyPlan(trx: Trx, scope: ApplyScope): Promise<Record<str
     if (added >= GROWTH_WORTH_ANALYZING) await run(sql`ANALYZE ${sql.table(table)}`);
   };
   const timings: Record<string, number> = {};
+  // Whatever this run is, the district is changing under the mirror (a sync
+  // that keeps its own snapshot as the new mirror says so after this).
+  await disturbMirror(trx, d);
   // The district's own tables keep their full statistics (the plan sampled its temporary ones lightly).
   await run(sql`RESET default_statistics_target`);
   let t0 = performance.now();

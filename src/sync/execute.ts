@@ -14,6 +14,9 @@ import { recordPlanItems } from './plan-items.js';
 import { recordsBound } from './bounds.js';
 import { finishFailed } from './fail.js';
 import { failureReason } from './failure-reason.js';
+import { guardRecord } from './run-guard.js';
+import { findMirror, keepAsMirror, loadMirrorHashes, MirrorGoneError, rebuildFromMirror, type Mirror } from './snapshot-mirror.js';
+import { applyUnchanged } from './unchanged-run.js';
 import { clearStage, countStagedPages, dropStages, resetStage, stageBatch, stageTablesExist } from './stage.js';
 import { BatchCoalescer } from './batch-coalescer.js';
 import type { SnapshotBatch } from '../../connectors/types.js';
@@ -23,6 +26,9 @@ export interface Progress {
   pages?: number;
   records?: number;
   resource?: string;
+  /** Records (as mapped, one per account, class or membership) found unchanged in the district's mirror and not staged, and the others. */
+  unchanged?: number;
+  changed?: number;
 }
 
 export interface ExecuteHooks {
@@ -51,8 +57,12 @@ export async function executeRun(ctx: AppContext, runId: string, hooks: ExecuteH
   const lease: RunLease = { runId, attempt: run.attempts };
   const log = ctx.logger.child({ districtId: run.district_id, runId, attempt: run.attempts });
   // Every report is a heartbeat, fenced by the attempt: a superseded attempt stops at its next one.
+  // The fetch's last numbers stay in the run's progress through the apply
+  // and after: how many records came, and how many were unchanged.
+  let fetched: Omit<Progress, 'phase'> = {};
   const report = async (p: Progress) => {
-    await updateRun(ctx.db, lease, { phase: p.phase, progress: { ...p } });
+    if (p.phase === 'fetch') fetched = { pages: p.pages, records: p.records, resource: p.resource, unchanged: p.unchanged, changed: p.changed };
+    await updateRun(ctx.db, lease, { phase: p.phase, progress: { ...fetched, ...p } });
     await hooks.onProgress?.(p);
   };
   try {
@@ -76,8 +86,28 @@ export async function executeRun(ctx: AppContext, runId: string, hooks: ExecuteH
         .where('id', '=', runId).where('attempts', '=', lease.attempt).where('status', '=', 'RUNNING').executeTakeFirst();
       if (Number(chosen.numUpdatedRows) === 0) throw new SupersededError(runId, lease.attempt);
       const maxRecords = await recordsBound(ctx.db, district.id);
-      log.info({ provider: district.provider, complete, since, maxRecords }, 'fetching roster snapshot');
-      await fetchIntoStage(ctx, connector, lease, { full: complete, since: since ?? undefined, maxRecords }, report);
+      const mirror = complete ? await findMirror(ctx.db, district.id, district.provider) : undefined;
+      log.info({ provider: district.provider, complete, since, maxRecords, mirror: mirror?.runId }, 'fetching roster snapshot');
+      const fetchOpts = { full: complete, since: since ?? undefined, maxRecords };
+      let pages: number;
+      try {
+        pages = await fetchIntoStage(ctx, connector, lease, fetchOpts, report, mirror && { districtId: district.id, mirror, log });
+      } catch (err) {
+        if (!(err instanceof MirrorGoneError)) throw err;
+        log.warn({ err: err.message }, 'fetching again without the mirror');
+        pages = await fetchIntoStage(ctx, connector, lease, fetchOpts, report);
+      }
+      if (pages === UNCHANGED) {
+        await report({ phase: 'apply' });
+        if (await applyUnchanged(ctx, district, mirror!, { lease, asOf, dryRun: run.dry_run })) {
+          log.info({ mirror: mirror!.runId }, run.dry_run ? 'dry run: snapshot unchanged since the mirror, nothing to apply' : 'snapshot unchanged since the last applied run: nothing to apply');
+          return 'done';
+        }
+        // Not provably a no-op (the district changed since, the day turned, or the guards speak): plan it in full.
+        pages = 1;
+        await rebuildFromMirror(ctx.db, lease, district.id, mirror!.runId, []);
+      }
+      await sealStage(ctx, lease, pages);
     } else {
       log.info({ attempt: run.attempts }, 'snapshot already staged; resuming at reconcile');
     }
@@ -104,9 +134,6 @@ export async function executeRun(ctx: AppContext, runId: string, hooks: ExecuteH
 
 /** Records per staged batch (one COPY): smaller provider pages are gathered, larger ones cut. */
 const STAGE_BATCH_RECORDS = 5000;
-
-/** Quarantined records listed by name in a run's detail. */
-const QUARANTINE_DETAIL = 200;
 
 export interface ApplyOptions {
   lease: RunLease;
@@ -149,14 +176,7 @@ export async function reconcileAndApply(ctx: AppContext, district: District, sou
     const plan = await planInDb(trx, tables, { districtId: district.id, provider: district.provider, complete: source.complete, asOf: opts.asOf });
     ctx.logger.info({ runId, merged, mergeMs, planMs: lap(), steps: plan.timings, ...memory() }, 'plan computed');
     const verdict = opts.approved ? { held: false as const } : evaluateGuards(plan.stats, district.guard);
-    // Which records were left as they were, and why (the first ones; the count is in counts.recordsQuarantined).
-    const quarantined = plan.stats.quarantined === 0 ? [] : (await sql<{ kind: string; sourced_id: string | null; reason: string; conflict: boolean }>`
-      SELECT kind, sourced_id, reason, conflict FROM ${tables.quarantine} ORDER BY seq, sourced_id LIMIT ${QUARANTINE_DETAIL}`.execute(trx)).rows;
-    const guard = {
-      ...plan.stats,
-      ...(verdict.held ? { held: true, reason: verdict.reason, reasons: verdict.reasons, threshold: verdict.threshold } : { held: false }),
-      ...(quarantined.length ? { quarantined: quarantined.map((q) => ({ kind: q.kind, sourcedId: q.sourced_id, reason: q.reason, ...(q.conflict ? { conflict: true } : {}) })) } : {}),
-    };
+    const guard = await guardRecord(trx, plan.stats, verdict, tables.quarantine);
     if (opts.dryRun || verdict.held) {
       // What it would do, person by person, for `run <id> --plan`.
       await recordPlanItems(trx, runId, tables, district.id, district.provider);
@@ -174,8 +194,14 @@ export async function reconcileAndApply(ctx: AppContext, district: District, sou
     const applySteps = await applyPlan(trx, { districtId: district.id, provider: district.provider, runId });
     const applyMs = lap();
     await updateRun(trx, lease, { status: 'SUCCEEDED', phase: 'done', counts: plan.counts, guard, error: null, finished: true });
-    // This run's stage and plan, and those of older HELD runs (their snapshot is stale now).
-    await dropStages(trx, sql`SELECT id FROM sync_runs WHERE id = ${runId}::uuid OR (district_id = ${district.id} AND status = 'HELD'
+    // A complete snapshot's stage is kept as the district's mirror: the next
+    // full sync stages only what changed against it. Quiet (a resync of the
+    // same snapshot is known to plan nothing) unless copies were merged or a
+    // person approved it past the guards.
+    const mirrored = staged && source.complete;
+    if (mirrored) await keepAsMirror(trx, { districtId: district.id, provider: district.provider, runId, asOf: opts.asOf, quiet: merged === 0 && !opts.approved });
+    // This run's stage and plan (unless kept), and those of older HELD runs (their snapshot is stale now).
+    await dropStages(trx, sql`SELECT id FROM sync_runs WHERE ${mirrored ? sql`false` : sql`id = ${runId}::uuid`} OR (district_id = ${district.id} AND status = 'HELD'
         AND created_at < (SELECT created_at FROM sync_runs WHERE id = ${runId}::uuid))`);
     ctx.logger.info({ runId, applyMs, applySteps, clearMs: lap() }, 'plan applied');
     return { status: 'SUCCEEDED', ...plan };
@@ -207,11 +233,26 @@ async function chooseSnapshotKind(ctx: AppContext, districtId: string, connector
 
 const DELTA_OVERLAP_MS = 5 * 60 * 1000;
 
-async function fetchIntoStage(ctx: AppContext, connector: Connector, lease: RunLease, opts: { full: boolean; since?: Date; maxRecords: number }, report: (p: Progress) => Promise<void>): Promise<void> {
+/** What fetchIntoStage returns when the snapshot is exactly the mirror's: nothing was staged. */
+const UNCHANGED = -1;
+
+/**
+ * Fetches the provider's snapshot into the run's stage; returns the batches
+ * staged. With the district's mirror, records it holds unchanged are not
+ * staged, and the rest of the stage is rebuilt from it in Postgres; a
+ * snapshot identical to the mirror stages nothing and returns UNCHANGED.
+ */
+async function fetchIntoStage(
+  ctx: AppContext, connector: Connector, lease: RunLease, opts: { full: boolean; since?: Date; maxRecords: number },
+  report: (p: Progress) => Promise<void>, withMirror?: { districtId: string; mirror: Mirror; log: AppContext['logger'] },
+): Promise<number> {
   const { runId } = lease;
   // A half-staged snapshot from a dead attempt cannot be trusted to be whole:
   // start over (fenced: a superseded attempt must not wipe a newer one's pages).
   await resetStage(ctx.db, lease);
+  const loadStarted = performance.now();
+  const hashes = withMirror ? await loadMirrorHashes(ctx.db, withMirror.mirror.runId) : undefined;
+  if (withMirror) withMirror.log.info({ mirror: withMirror.mirror.runId, records: hashes!.size, ms: Math.round(performance.now() - loadStarted) }, 'mirror loaded');
   const fetchStarted = performance.now();
   let last = 0;
   let staged = 0;
@@ -227,7 +268,7 @@ async function fetchIntoStage(ctx: AppContext, connector: Connector, lease: RunL
   const stage = async (ready: SnapshotBatch) => {
     await inflight;
     if (stageError !== undefined) throw stageError;
-    inflight = stageBatch(ctx.db, lease, ready).then((ok) => { if (ok) pagesStaged += 1; }, (err: unknown) => { stageError = err; });
+    inflight = stageBatch(ctx.db, lease, ready, hashes).then((ok) => { if (ok) pagesStaged += 1; }, (err: unknown) => { stageError = err; });
   };
   const settled = async () => {
     await inflight;
@@ -248,7 +289,7 @@ async function fetchIntoStage(ctx: AppContext, connector: Connector, lease: RunL
     for (const ready of coalescer.push(batch)) await stage(ready);
     if (Date.now() - last > 250) {
       last = Date.now();
-      await report(progress);
+      await report(hashes ? { ...progress, unchanged: hashes.matched, changed: hashes.checked - hashes.matched } : progress);
     }
   }
   for (const ready of coalescer.flush()) await stage(ready);
@@ -257,11 +298,22 @@ async function fetchIntoStage(ctx: AppContext, connector: Connector, lease: RunL
     await inflight;
   }
   await settled();
+  if (hashes) progress = { ...progress, unchanged: hashes.matched, changed: hashes.checked - hashes.matched };
   await report(progress);
-  // What this attempt staged, checked against the table: pages lost or added by anyone else make the stage untrustworthy.
-  const inTable = await countStagedPages(ctx.db, runId);
+  ctx.logger.info({ runId, ms: Math.round(performance.now() - fetchStarted), ...progress }, 'snapshot fetched');
+  if (!withMirror || !hashes) return pagesStaged;
+  if (pagesStaged === 0 && hashes.seenSize === hashes.size) return UNCHANGED;
+  const rebuilt = performance.now();
+  const copied = await rebuildFromMirror(ctx.db, lease, withMirror.districtId, withMirror.mirror.runId, hashes.unseen());
+  withMirror.log.info({ copied, gone: hashes.size - hashes.seenSize, ms: Math.round(performance.now() - rebuilt) }, 'stage completed from the mirror');
+  return pagesStaged + 1;
+}
+
+/** Checks what this attempt staged against the ledger and records the stage as whole, for a resumed attempt to trust. */
+async function sealStage(ctx: AppContext, lease: RunLease, pagesStaged: number): Promise<void> {
+  // Pages lost or added by anyone else make the stage untrustworthy.
+  const inTable = await countStagedPages(ctx.db, lease.runId);
   if (inTable !== pagesStaged) throw new Error(`the stage holds ${inTable} pages where this attempt staged ${pagesStaged}; fetching again on the next run`);
   await updateRun(ctx.db, lease, { phase: 'staged', stagedAt: new Date(), stagedPages: pagesStaged });
-  ctx.logger.info({ runId, ms: Math.round(performance.now() - fetchStarted), ...progress }, 'snapshot staged');
 }
 

@@ -3,6 +3,7 @@ import type { AppContext } from '../context.js';
 import { requireDistrict } from '../districts/repository.js';
 import { lockDistrict } from './runs.js';
 import { dropStages } from './stage.js';
+import { dropMirror } from './snapshot-mirror.js';
 
 export interface PurgeResult {
   districtId: string;
@@ -47,8 +48,10 @@ export async function purgeDistrict(ctx: AppContext, districtId: string, scope: 
         await sql`DELETE FROM ${sql.table(table)} WHERE district_id = ${districtId}`.execute(trx);
       }
     }
-    // Staged snapshots hold the very people being erased, and approving one
-    // would bring them back: drop them and end the runs that held them.
+    // Staged snapshots (and the district's mirror, the kept stage of its last
+    // applied one) hold the very people being erased, and approving one would
+    // bring them back: drop them and end the runs that held them.
+    await dropMirror(trx, districtId);
     await dropStages(trx, sql`SELECT id FROM sync_runs WHERE district_id = ${districtId}`);
     await trx.updateTable('sync_runs')
       .set({ status: 'FAILED', phase: 'failed', error: `superseded by a purge of the district's roster data at ${new Date().toISOString()}; trigger a new sync` })

@@ -41,7 +41,9 @@ export async function pruneHistory(db: Db, opts: { runsOlderThanDays: number; au
   const runs = await db.deleteFrom('sync_runs')
     .where('status', 'in', ['SUCCEEDED', 'FAILED', 'HELD'])
     .where('finished_at', '<', new Date(Date.now() - opts.runsOlderThanDays * 86400_000))
-    .where('id', 'not in', lastApplied).executeTakeFirst();
+    .where('id', 'not in', lastApplied)
+    // A district's mirror is the stage of one of its runs: kept while it is the mirror.
+    .where('id', 'not in', db.selectFrom('snapshot_mirrors').select('run_id')).executeTakeFirst();
   const audit = await sql`DELETE FROM audit_log WHERE at < now() - make_interval(days => ${opts.auditOlderThanDays})`.execute(db);
   return { runs: Number(runs.numDeletedRows), auditRows: Number(audit.numAffectedRows ?? 0), stages };
 }

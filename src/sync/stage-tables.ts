@@ -66,13 +66,21 @@ export function stageTableName(runId: string, kind: StageKind): string {
 
 export const stageTable = (runId: string, kind: StageKind): RawBuilder<unknown> => sql.table(`stage.${stageTableName(runId, kind)}`);
 
-/** DDL creating one run's stage tables (unlogged: a stage is rebuilt from the provider, never recovered). */
+/**
+ * DDL creating one run's stage tables (unlogged: a stage is rebuilt from the
+ * provider, never recovered). `h` is the record's content hash
+ * (src/sync/record-hash.ts), which lets the next run skip what did not change;
+ * null on rows Postgres adds itself (a conflict found when merging copies).
+ */
 export function createStageTablesSql(runId: string): RawBuilder<unknown>[] {
   return STAGE_KINDS.map((kind) => {
     const cols = (STAGE_COLUMNS[kind] as Column<never>[]).map((c) => `${c.name} ${c.type}`).join(', ');
-    return sql`CREATE UNLOGGED TABLE ${stageTable(runId, kind)} (seq integer NOT NULL, ${sql.raw(cols)})`;
+    return sql`CREATE UNLOGGED TABLE ${stageTable(runId, kind)} (seq integer NOT NULL, h bigint, ${sql.raw(cols)})`;
   });
 }
+
+/** A kind's record columns, comma-separated, in COPY order. */
+export const stageColumnList = (kind: StageKind): string => (STAGE_COLUMNS[kind] as Column<never>[]).map((c) => c.name).join(', ');
 
 export function dropStageTablesSql(runId: string): RawBuilder<unknown> {
   return sql`DROP TABLE IF EXISTS ${sql.join(STAGE_KINDS.map((k) => stageTable(runId, k)))}`;
@@ -91,19 +99,21 @@ function cell(v: Cell): string {
   return escapeCopy(v);
 }
 
-/** One batch as COPY text, each row led by the batch's seq. */
-export function copyText(kind: StageKind, seq: number, records: readonly unknown[]): string {
+/** One record's columns as a COPY text line (no seq, hash or newline): also what its content hash is taken of. */
+export function copyRow(kind: StageKind, record: unknown): string {
   const cols = STAGE_COLUMNS[kind] as Column<unknown>[];
+  let out = cell(cols[0]!.of(record));
+  for (let i = 1; i < cols.length; i += 1) out += `\t${cell(cols[i]!.of(record))}`;
+  return out;
+}
+
+/** Rows as COPY text, each led by the batch's seq and the row's hash (COPY text of a signed bigint). */
+export function copyText(seq: number, rows: readonly { h: string; line: string }[]): string {
   let out = '';
-  for (const r of records) {
-    out += String(seq);
-    for (const c of cols) out += `\t${cell(c.of(r))}`;
-    out += '\n';
-  }
+  for (const r of rows) out += `${seq}\t${r.h}\t${r.line}\n`;
   return out;
 }
 
 export function copyStatement(runId: string, kind: StageKind): string {
-  const cols = (STAGE_COLUMNS[kind] as Column<never>[]).map((c) => c.name).join(', ');
-  return `COPY stage.${stageTableName(runId, kind)} (seq, ${cols}) FROM STDIN`;
+  return `COPY stage.${stageTableName(runId, kind)} (seq, h, ${stageColumnList(kind)}) FROM STDIN`;
 }

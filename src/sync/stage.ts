@@ -6,7 +6,8 @@ import { poolOf, type Db } from '../../db/connection.js';
 import type { SnapshotBatch } from '../../connectors/types.js';
 import { SupersededError, type RunLease } from './runs.js';
 import { prepareBatch } from './record-prep.js';
-import { copyStatement, copyText, createStageTablesSql, type StageKind } from './stage-tables.js';
+import { copyRow, copyStatement, copyText, createStageTablesSql, type StageKind } from './stage-tables.js';
+import { hashText, recordHasher, type HashSet } from './record-hash.js';
 
 // A run's snapshot is staged in Postgres, in typed tables of its own
 // (src/sync/stage-tables.ts), so the fetch and the reconcile are separate
@@ -18,29 +19,44 @@ import { copyStatement, copyText, createStageTablesSql, type StageKind } from '.
  * Stages one batch for the attempt holding the run, by COPY, in a transaction
  * that first locks the run's row in share mode: a newer attempt's claim waits
  * for the batch and then drops the stage with the rest; once superseded,
- * nothing is staged. Returns false for an empty batch (nothing written).
+ * nothing is staged. Each row carries its content hash; with the district's
+ * mirror given, a record the mirror already holds is only marked seen there
+ * and not written (src/sync/snapshot-mirror.ts rebuilds it). Returns false
+ * when nothing was written (an empty batch, or every record unchanged).
  */
-export async function stageBatch(db: Db, lease: RunLease, incoming: SnapshotBatch): Promise<boolean> {
+export async function stageBatch(db: Db, lease: RunLease, incoming: SnapshotBatch, mirror?: HashSet): Promise<boolean> {
   const { batch, quarantined } = prepareBatch(incoming);
-  const records = batch.records.length + quarantined.length;
+  const hash = await recordHasher();
+  const rowsOf = (kind: StageKind, items: readonly unknown[]) => {
+    const rows: { h: string; line: string }[] = [];
+    for (const item of items) {
+      const line = copyRow(kind, item);
+      const h = hash(kind, line);
+      if (!mirror?.mark(h)) rows.push({ h: hashText(h), line });
+    }
+    return rows;
+  };
+  const main = rowsOf(batch.kind, batch.records);
+  const held = rowsOf('quarantine', quarantined);
+  const records = main.length + held.length;
   if (records === 0) return false;
   const { runId, attempt } = lease;
   const client = await poolOf(db).connect();
   let broken: Error | undefined;
   try {
     await client.query('BEGIN');
-    const held = await client.query(`SELECT 1 FROM sync_runs WHERE id = $1 AND attempts = $2 AND status = 'RUNNING' FOR SHARE`, [runId, attempt]);
-    if (held.rowCount === 0) throw new SupersededError(runId, attempt);
+    const holding = await client.query(`SELECT 1 FROM sync_runs WHERE id = $1 AND attempts = $2 AND status = 'RUNNING' FOR SHARE`, [runId, attempt]);
+    if (holding.rowCount === 0) throw new SupersededError(runId, attempt);
     const { rows } = await client.query<{ seq: number }>(
       `INSERT INTO run_stage (run_id, seq, kind, records, data)
        SELECT $1, COALESCE(max(seq), 0) + 1, $2, $3, NULL FROM run_stage WHERE run_id = $1 RETURNING seq`, [runId, batch.kind, records]);
     const seq = rows[0]!.seq;
-    const copy = async (kind: StageKind, items: readonly unknown[]) => {
-      if (items.length === 0) return;
-      await pipeline(Readable.from([copyText(kind, seq, items)]), client.query(copyFrom(copyStatement(runId, kind))));
+    const copy = async (kind: StageKind, rows: readonly { h: string; line: string }[]) => {
+      if (rows.length === 0) return;
+      await pipeline(Readable.from([copyText(seq, rows)]), client.query(copyFrom(copyStatement(runId, kind))));
     };
-    await copy(batch.kind, batch.records);
-    await copy('quarantine', quarantined);
+    await copy(batch.kind, main);
+    await copy('quarantine', held);
     await client.query('COMMIT');
     return true;
   } catch (err) {

@@ -322,13 +322,9 @@ export async function planInDb(trx: Trx, snap: SnapshotTables, opts: DbPlanOptio
       (SELECT count(*) FROM ${snap.academicSessions})::int AS "snapshotSessions",
       (SELECT count(*) FROM ${snap.courses})::int AS "snapshotCourses",
       (SELECT count(*) FROM ${snap.classes})::int AS "snapshotClasses",
-      (SELECT count(*) FROM ${snap.enrollments})::int AS "snapshotEnrollments",
-      (SELECT count(*) FROM users WHERE district_id = ${d} AND provider = ${p} AND status = 'ACTIVE' AND role = 'student')::int AS "activeStudentsBefore",
-      (SELECT count(*) FROM users WHERE district_id = ${d} AND provider = ${p} AND status = 'ACTIVE' AND role = 'teacher')::int AS "activeTeachersBefore",
-      (SELECT count(*) FROM classes WHERE district_id = ${d} AND provider = ${p} AND status = 'ACTIVE')::int AS "activeClassesBefore",
-      (SELECT count(*) FROM schools WHERE district_id = ${d} AND provider = ${p} AND status = 'ACTIVE')::int AS "activeSchoolsBefore",
-      (SELECT count(*) FROM enrollments WHERE district_id = ${d} AND ended_at IS NULL)::int AS "activeEnrollmentsBefore"`.execute(trx);
+      (SELECT count(*) FROM ${snap.enrollments})::int AS "snapshotEnrollments"`.execute(trx);
   const n = (k: string) => Number(c?.[k] ?? 0);
+  const before = await activeBefore(trx, d, p);
   lap('counts');
 
   const counts: RunCounts = {
@@ -347,11 +343,7 @@ export async function planInDb(trx: Trx, snap: SnapshotTables, opts: DbPlanOptio
     snapshotEnrollments: n('snapshotEnrollments'),
     snapshotTeachers: n('snapshotTeachers'),
     snapshotSchools: n('snapshotSchools'),
-    activeStudentsBefore: n('activeStudentsBefore'),
-    activeTeachersBefore: n('activeTeachersBefore'),
-    activeClassesBefore: n('activeClassesBefore'),
-    activeSchoolsBefore: n('activeSchoolsBefore'),
-    activeEnrollmentsBefore: n('activeEnrollmentsBefore'),
+    ...before,
     studentsDeleted: n('studentsDeleted'),
     teachersDeleted: n('teachersDeleted'),
     classesRetired: n('classesRetired'),
@@ -363,4 +355,18 @@ export async function planInDb(trx: Trx, snap: SnapshotTables, opts: DbPlanOptio
     conflicts: n('conflicts'),
   };
   return { counts, stats, timings };
+}
+
+export type ActiveBefore = Pick<PlanStats, 'activeStudentsBefore' | 'activeTeachersBefore' | 'activeClassesBefore' | 'activeSchoolsBefore' | 'activeEnrollmentsBefore'>;
+
+/** What the district has active before a run applies: what the guards weigh losses against. */
+export async function activeBefore(trx: Trx, d: string, p: string): Promise<ActiveBefore> {
+  const { rows: [c] } = await sql<ActiveBefore>`
+    SELECT
+      (SELECT count(*) FROM users WHERE district_id = ${d} AND provider = ${p} AND status = 'ACTIVE' AND role = 'student')::int AS "activeStudentsBefore",
+      (SELECT count(*) FROM users WHERE district_id = ${d} AND provider = ${p} AND status = 'ACTIVE' AND role = 'teacher')::int AS "activeTeachersBefore",
+      (SELECT count(*) FROM classes WHERE district_id = ${d} AND provider = ${p} AND status = 'ACTIVE')::int AS "activeClassesBefore",
+      (SELECT count(*) FROM schools WHERE district_id = ${d} AND provider = ${p} AND status = 'ACTIVE')::int AS "activeSchoolsBefore",
+      (SELECT count(*) FROM enrollments WHERE district_id = ${d} AND ended_at IS NULL)::int AS "activeEnrollmentsBefore"`.execute(trx);
+  return c!;
 }

@@ -1,0 +1,94 @@
+import xxhash from 'xxhash-wasm';
+
+// A record's content hash: 64-bit xxHash (xxhash-wasm) of its kind and its
+// COPY line, i.e. of every column the stage stores. Measured on this machine:
+// about 0.5 µs a record, against 2 µs for a one-shot MD5 from node:crypto, so
+// hashing a million-student district (7.4M records) costs about 4 s of the
+// worker's time rather than 15. 64 bits: a changed record is taken for an
+// unchanged one only if its new hash equals one of the mirror's, a chance of
+// about 7.4M / 2^64 ≈ 4e-13 per changed record.
+
+let api: Promise<{ h64: (input: string) => bigint }> | undefined;
+
+/** The hash function, once its WebAssembly module is loaded (once per process). */
+export async function recordHasher(): Promise<(kind: string, line: string) => bigint> {
+  api ??= xxhash();
+  const { h64 } = await api;
+  return (kind, line) => h64(`${kind}\t${line}`);
+}
+
+/** As Postgres' bigint (signed) in COPY text. */
+export const hashText = (h: bigint): string => BigInt.asIntN(64, h).toString();
+
+const BUCKET_BITS = 20;
+
+/**
+ * The mirror's hashes, in the worker: a sorted BigUint64Array with a bucket
+ * index on the top 20 bits, and a flag per hash for "seen in this fetch".
+ * 8 bytes a record plus 4 MB, off the JS heap: 60 MB for a million-student
+ * district, where a Set of BigInts would take ten times that on the heap.
+ */
+export class HashSet {
+  private readonly keys: BigUint64Array;
+  /** The same memory as 32-bit words (little-endian: low word first), compared without BigInt arithmetic. */
+  private readonly words: Uint32Array;
+  private readonly start = new Uint32Array((1 << BUCKET_BITS) + 1);
+  private readonly seen: Uint8Array;
+  private seenCount = 0;
+  /** Records of this fetch looked up, and of them found in the set (a record sent twice counts twice). */
+  checked = 0;
+  matched = 0;
+
+  constructor(hashes: BigUint64Array) {
+    // Distinct: a hash listed twice would be marked seen once and reported unseen
+    // once, and the rebuild would then drop a record this fetch did bring back.
+    hashes.sort();
+    let n = 0;
+    for (let i = 0; i < hashes.length; i += 1) if (i === 0 || hashes[i] !== hashes[n - 1]) hashes[n++] = hashes[i]!;
+    this.keys = hashes.subarray(0, n);
+    this.words = new Uint32Array(this.keys.buffer, this.keys.byteOffset, this.keys.length * 2);
+    this.seen = new Uint8Array(this.keys.length);
+    const shift = 32 - BUCKET_BITS;
+    // start[b] = first index whose top bits are >= b.
+    let i = 0;
+    for (let b = 0; b <= 1 << BUCKET_BITS; b += 1) {
+      while (i < this.keys.length && this.words[2 * i + 1]! >>> shift < b) i += 1;
+      this.start[b] = i;
+    }
+  }
+
+  get size(): number {
+    return this.keys.length;
+  }
+
+  get seenSize(): number {
+    return this.seenCount;
+  }
+
+  /** Whether the set holds `h`; if so, it is marked seen. */
+  mark(h: bigint): boolean {
+    this.checked += 1;
+    const hi = Number(h >> 32n);
+    const lo = Number(h & 0xffffffffn);
+    const b = hi >>> (32 - BUCKET_BITS);
+    for (let i = this.start[b]!, end = this.start[b + 1]!; i < end; i += 1) {
+      const whi = this.words[2 * i + 1]!;
+      if (whi > hi) return false;
+      if (whi === hi) {
+        const wlo = this.words[2 * i]!;
+        if (wlo === lo) {
+          if (this.seen[i] === 0) { this.seen[i] = 1; this.seenCount += 1; }
+          this.matched += 1;
+          return true;
+        }
+        if (wlo > lo) return false;
+      }
+    }
+    return false;
+  }
+
+  /** The hashes not seen (the mirror's records this fetch did not bring back, or brought back changed). */
+  *unseen(): Generator<bigint> {
+    for (let i = 0; i < this.keys.length; i += 1) if (this.seen[i] === 0) yield this.keys[i]!;
+  }
+}

@@ -1,0 +1,175 @@
+import { sql, type Transaction } from 'kysely';
+import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
+import { pipeline } from 'node:stream/promises';
+import { Readable } from 'node:stream';
+import type { Database } from '../../db/schema.js';
+import { poolOf, type Db } from '../../db/connection.js';
+import { HashSet, hashText } from './record-hash.js';
+import { SupersededError, type RunLease } from './runs.js';
+import { STAGE_KINDS, stageColumnList, stageTableName } from './stage-tables.js';
+import { dropStages } from './stage.js';
+
+// A district's mirror is the kept stage of its last applied complete snapshot
+// (db/migrations/007_snapshot_mirror.ts). A full sync loads the mirror's
+// content hashes into the worker (8 bytes a record), stages only the records
+// whose hash the mirror lacks, and has Postgres copy the rest from the mirror
+// into the run's stage: the stage is then exactly the snapshot the provider
+// sent (each distinct record once), while unchanged records never cross the
+// wire to Postgres. When nothing is new and every mirrored record came back,
+// the snapshot is the mirror's, and a quiet mirror of the same day needs no
+// plan at all (src/sync/unchanged-run.ts).
+
+type Trx = Transaction<Database>;
+
+export interface Mirror {
+  runId: string;
+  asOf: string;
+  quiet: boolean;
+}
+
+/** The mirror rebuilt from had gone (a purge, or a newer mirror) before the run could use it: fetch again without it. */
+export class MirrorGoneError extends Error {}
+
+/** The district's mirror, if it has one for this provider in the current stage format (rows with hashes). */
+export async function findMirror(db: Db, districtId: string, provider: string): Promise<Mirror | undefined> {
+  const row = await db.selectFrom('snapshot_mirrors').select(['run_id', 'as_of', 'quiet', 'provider'])
+    .where('district_id', '=', districtId).executeTakeFirst();
+  if (!row || row.provider !== provider) return undefined;
+  // A stage staged before hashes existed, or lost with a Postgres restart (its tables are unlogged).
+  const { rows } = await sql<{ n: number }>`
+    SELECT count(*)::int AS n FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace s ON s.oid = c.relnamespace
+    WHERE s.nspname = 'stage' AND c.relname LIKE ${`r${row.run_id.replace(/-/g, '')}\\_%`} AND a.attname = 'h' AND NOT a.attisdropped`.execute(db);
+  if ((rows[0]?.n ?? 0) !== STAGE_KINDS.length) return undefined;
+  return { runId: row.run_id, asOf: row.as_of, quiet: row.quiet };
+}
+
+/**
+ * The mirror's hashes, read with one binary COPY (8 bytes a row on the wire,
+ * never a JS object per row). Rows without a hash (added by Postgres when
+ * merging copies) are not the provider's and never match.
+ */
+export async function loadMirrorHashes(db: Db, runId: string): Promise<HashSet> {
+  const union = STAGE_KINDS.map((k) => `SELECT h FROM stage.${stageTableName(runId, k)} WHERE h IS NOT NULL`).join(' UNION ALL ');
+  const client = await poolOf(db).connect();
+  let broken: Error | undefined;
+  try {
+    let out = new BigUint64Array(1 << 16);
+    let n = 0;
+    let carry: Buffer = Buffer.alloc(0);
+    let headerLeft = 19; // PGCOPY signature (11), flags (4), header extension length (4; always 0)
+    const stream = client.query(copyTo(`COPY (${union}) TO STDOUT (FORMAT binary)`));
+    for await (const chunk of stream as AsyncIterable<Buffer>) {
+      const buf: Buffer = carry.length ? Buffer.concat([carry, chunk]) : chunk;
+      let at = 0;
+      if (headerLeft > 0) {
+        const skip = Math.min(headerLeft, buf.length);
+        headerLeft -= skip;
+        at = skip;
+      }
+      // Each tuple: field count (int16 = 1), length (int32 = 8), the bigint (big-endian). The trailer is field count -1.
+      while (buf.length - at >= 2) {
+        if (buf.readInt16BE(at) === -1) { at += 2; break; }
+        if (buf.length - at < 14) break;
+        if (n === out.length) {
+          const grown = new BigUint64Array(out.length * 2);
+          grown.set(out);
+          out = grown;
+        }
+        out[n++] = buf.readBigUInt64BE(at + 6);
+        at += 14;
+      }
+      carry = buf.subarray(at);
+    }
+    return new HashSet(out.subarray(0, n));
+  } catch (err) {
+    broken = err as Error;
+    throw err;
+  } finally {
+    client.release(broken);
+  }
+}
+
+/**
+ * Completes a run's stage from the mirror: every mirrored record whose hash is
+ * not among `unseen` (the mirror's records this fetch did not bring back
+ * unchanged) is copied into the run's tables, by Postgres, as one more batch
+ * of the ledger. Fenced like a staged batch, and on the mirror still being the
+ * district's. Returns the rows copied.
+ */
+export async function rebuildFromMirror(db: Db, lease: RunLease, districtId: string, mirrorRunId: string, unseen: Iterable<bigint>): Promise<number> {
+  const { runId, attempt } = lease;
+  const client = await poolOf(db).connect();
+  let broken: Error | undefined;
+  try {
+    await client.query('BEGIN');
+    const holding = await client.query(`SELECT 1 FROM sync_runs WHERE id = $1 AND attempts = $2 AND status = 'RUNNING' FOR SHARE`, [runId, attempt]);
+    if (holding.rowCount === 0) throw new SupersededError(runId, attempt);
+    const still = await client.query(`SELECT 1 FROM snapshot_mirrors WHERE district_id = $1 AND run_id = $2 FOR SHARE`, [districtId, mirrorRunId]);
+    if (still.rowCount === 0) throw new MirrorGoneError(`the district's mirror (run ${mirrorRunId}) was replaced or purged during the fetch`);
+    await client.query('CREATE TEMP TABLE mirror_unseen (h bigint) ON COMMIT DROP');
+    await pipeline(Readable.from(unseenText(unseen)), client.query(copyFrom('COPY mirror_unseen (h) FROM STDIN')));
+    await client.query('CREATE INDEX ON mirror_unseen (h)');
+    await client.query('ANALYZE mirror_unseen');
+    const { rows } = await client.query<{ seq: number }>(
+      `INSERT INTO run_stage (run_id, seq, kind, records, data)
+       SELECT $1, COALESCE(max(seq), 0) + 1, 'mirror', 0, NULL FROM run_stage WHERE run_id = $1 RETURNING seq`, [runId]);
+    const seq = rows[0]!.seq;
+    let copied = 0;
+    for (const kind of STAGE_KINDS) {
+      const cols = stageColumnList(kind);
+      const res = await client.query(
+        `INSERT INTO stage.${stageTableName(runId, kind)} (seq, h, ${cols})
+         SELECT $1, m.h, ${cols.split(', ').map((c) => `m.${c}`).join(', ')} FROM stage.${stageTableName(mirrorRunId, kind)} m
+         WHERE m.h IS NOT NULL AND NOT EXISTS (SELECT 1 FROM mirror_unseen u WHERE u.h = m.h)`, [seq]);
+      copied += res.rowCount ?? 0;
+    }
+    await client.query('UPDATE run_stage SET records = $3 WHERE run_id = $1 AND seq = $2', [runId, seq, copied]);
+    await client.query('COMMIT');
+    return copied;
+  } catch (err) {
+    broken = err as Error;
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  } finally {
+    client.release(broken && !(broken instanceof SupersededError) && !(broken instanceof MirrorGoneError) ? broken : undefined);
+  }
+}
+
+function* unseenText(unseen: Iterable<bigint>): Generator<string> {
+  let out = '';
+  for (const h of unseen) {
+    out += `${hashText(h)}\n`;
+    if (out.length > 1 << 16) { yield out; out = ''; }
+  }
+  if (out) yield out;
+}
+
+/**
+ * Keeps an applied complete snapshot's stage as the district's mirror, in the
+ * apply's transaction, and drops the mirror it replaces. `quiet` is whether
+ * this snapshot, planned again on what its apply left, is known to change
+ * nothing: not when copies were merged (the stage no longer holds exactly what
+ * the provider sent) or a person approved it past the guards.
+ */
+export async function keepAsMirror(trx: Trx, m: { districtId: string; provider: string; runId: string; asOf: string; quiet: boolean }): Promise<void> {
+  const before = await trx.selectFrom('snapshot_mirrors').select('run_id').where('district_id', '=', m.districtId).executeTakeFirst();
+  if (before && before.run_id !== m.runId) await dropStages(trx, sql`SELECT ${before.run_id}::uuid`);
+  await trx.insertInto('snapshot_mirrors')
+    .values({ district_id: m.districtId, provider: m.provider, run_id: m.runId, as_of: m.asOf, quiet: m.quiet })
+    .onConflict((oc) => oc.column('district_id').doUpdateSet({ provider: m.provider, run_id: m.runId, as_of: m.asOf, quiet: m.quiet, registered_at: new Date() }))
+    .execute();
+  // Ledger rows and plan items are a run's working state; the mirror is its tables.
+  await trx.deleteFrom('run_stage').where('run_id', '=', m.runId).execute();
+  await trx.deleteFrom('run_plan_items').where('run_id', '=', m.runId).execute();
+}
+
+/** Something other than the mirror's own apply changed the district: its snapshot no longer proves a resync changes nothing. */
+export async function disturbMirror(trx: Trx, districtId: string): Promise<void> {
+  await trx.updateTable('snapshot_mirrors').set({ quiet: false }).where('district_id', '=', districtId).where('quiet', '=', true).execute();
+}
+
+/** Forgets the district's mirror and drops its tables (a purge: the mirror holds the people being erased). */
+export async function dropMirror(trx: Trx, districtId: string): Promise<void> {
+  const row = await trx.deleteFrom('snapshot_mirrors').where('district_id', '=', districtId).returning('run_id').executeTakeFirst();
+  if (row) await dropStages(trx, sql`SELECT ${row.run_id}::uuid`);
+}
