@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { Migrator, type Migration, type MigrationProvider } from 'kysely';
+import { Migrator, sql, type Migration, type MigrationProvider } from 'kysely';
 import { withDefaultUser, type Db } from './connection.js';
 import * as m001 from './migrations/001_init.js';
 import * as m002 from './migrations/002_hardening.js';
@@ -16,6 +16,12 @@ const migrations: Record<string, Migration> = { '001_init': m001, '002_hardening
 const provider: MigrationProvider = { getMigrations: async () => migrations };
 
 export async function migrateToLatest(db: Db): Promise<string[]> {
+  // Every command and worker start comes here. When nothing is pending, say so
+  // from the ledger alone: Kysely's Migrator first lists every table of the
+  // database (its introspector calls pg_get_serial_sequence on each), and a
+  // run's stage table dropped during that query fails it with "relation …
+  // does not exist" (seen in CI as a `sync` exiting 1 under load).
+  if (await upToDate(db)) return [];
   const migrator = new Migrator({ db, provider });
   const { error, results } = await migrator.migrateToLatest();
   if (error) throw error instanceof Error ? error : new Error(String(error));
@@ -48,4 +54,13 @@ export async function ensureDatabase(rawUrl: string): Promise<boolean> {
     await admin.end();
   }
   return true;
+}
+
+/** Whether every migration this build knows has been applied (false when the ledger does not exist yet). */
+async function upToDate(db: Db): Promise<boolean> {
+  const { rows: [ledger] } = await sql<{ present: boolean }>`SELECT to_regclass('kysely_migration') IS NOT NULL AS present`.execute(db);
+  if (!ledger?.present) return false;
+  const { rows } = await sql<{ name: string }>`SELECT name FROM kysely_migration`.execute(db);
+  const applied = new Set(rows.map((r) => r.name));
+  return Object.keys(migrations).every((name) => applied.has(name));
 }

@@ -48,6 +48,19 @@ const REDIS_ANSWER_MS = 10_000;
  * trigger on the first error ioredis reports; silence, after REDIS_ANSWER_MS.
  */
 export async function queueReachable(ctx: AppContext, answerMs = REDIS_ANSWER_MS): Promise<void> {
+  // Triggers at once (a burst of API calls) share one check: one listener on the connection, not one each.
+  const redis = ctx.redis();
+  let check = checking.get(redis);
+  if (!check) {
+    check = answers(ctx, answerMs).finally(() => checking.delete(redis));
+    checking.set(redis, check);
+  }
+  return check;
+}
+
+const checking = new WeakMap<object, Promise<void>>();
+
+async function answers(ctx: AppContext, answerMs: number): Promise<void> {
   const redis = ctx.redis();
   const where = `Redis at ${redactRedisUrl(ctx.config.REDIS_URL)}`;
   let stopWatching = () => undefined as void;

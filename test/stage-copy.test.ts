@@ -5,6 +5,7 @@ import { executeRun } from '../src/sync/execute.js';
 import { claimRun, getRun } from '../src/sync/runs.js';
 import { countStagedPages, resetStage, stageBatch, stageTablesExist } from '../src/sync/stage.js';
 import { stageTable } from '../src/sync/stage-tables.js';
+import { migrateToLatest } from '../db/migrate.js';
 import { createTestEnv, type TestEnv } from './helpers/context.js';
 import { klass, student } from './helpers/roster.js';
 
@@ -73,4 +74,29 @@ test('an approved HELD run whose stage an older version wrote (JSON pages, no st
   const run = await getRun(t.ctx.db, lease.runId);
   expect(run).toMatchObject({ status: 'FAILED', error: expect.stringContaining('no longer staged') });
   expect(await t.ctx.db.selectFrom('users').select('sourced_id').where('district_id', '=', 'copy').execute()).toEqual(usersBefore);
+});
+
+test('opening the database while stage tables come and go never fails: an up-to-date schema is not introspected', async () => {
+  // Stage tables are created and dropped by every run; other processes open
+  // the database meanwhile (every CLI command migrates first). Kysely's
+  // Migrator lists every table with pg_get_serial_sequence per column, which
+  // fails with "relation … does not exist" on a table dropped mid-query.
+  let churning = true;
+  const churn = (async () => {
+    for (let i = 0; churning; i += 1) {
+      const tables = Array.from({ length: 20 }, (_, k) => sql.table(`stage.churn_${i % 2}_${k}`));
+      for (const table of tables) await sql`CREATE UNLOGGED TABLE IF NOT EXISTS ${table} (seq integer, h bigint, a text, b text, c text)`.execute(t.ctx.db);
+      await sql`DROP TABLE IF EXISTS ${sql.join(tables)}`.execute(t.ctx.db);
+    }
+  })();
+  const failures: string[] = [];
+  try {
+    for (let i = 0; i < 40; i += 1) {
+      await migrateToLatest(t.ctx.db).catch((err: Error) => failures.push(err.message));
+    }
+  } finally {
+    churning = false;
+    await churn;
+  }
+  expect(failures).toEqual([]);
 });

@@ -1,7 +1,7 @@
 import { sql, type Transaction } from 'kysely';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import { pipeline } from 'node:stream/promises';
-import { Readable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 import type { Database } from '../../db/schema.js';
 import { poolOf, type Db } from '../../db/connection.js';
 import { HashSet, hashText } from './record-hash.js';
@@ -57,29 +57,33 @@ export async function loadMirrorHashes(db: Db, runId: string): Promise<HashSet> 
     let n = 0;
     let carry: Buffer = Buffer.alloc(0);
     let headerLeft = 19; // PGCOPY signature (11), flags (4), header extension length (4; always 0)
-    const stream = client.query(copyTo(`COPY (${union}) TO STDOUT (FORMAT binary)`));
-    for await (const chunk of stream as AsyncIterable<Buffer>) {
-      const buf: Buffer = carry.length ? Buffer.concat([carry, chunk]) : chunk;
-      let at = 0;
-      if (headerLeft > 0) {
-        const skip = Math.min(headerLeft, buf.length);
-        headerLeft -= skip;
-        at = skip;
-      }
-      // Each tuple: field count (int16 = 1), length (int32 = 8), the bigint (big-endian). The trailer is field count -1.
-      while (buf.length - at >= 2) {
-        if (buf.readInt16BE(at) === -1) { at += 2; break; }
-        if (buf.length - at < 14) break;
-        if (n === out.length) {
-          const grown = new BigUint64Array(out.length * 2);
-          grown.set(out);
-          out = grown;
+    let ended = false;
+    const sink = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        const buf: Buffer = carry.length ? Buffer.concat([carry, chunk]) : chunk;
+        let at = 0;
+        if (headerLeft > 0) {
+          const skip = Math.min(headerLeft, buf.length);
+          headerLeft -= skip;
+          at = skip;
         }
-        out[n++] = buf.readBigUInt64BE(at + 6);
-        at += 14;
-      }
-      carry = buf.subarray(at);
-    }
+        // Each tuple: field count (int16 = 1), length (int32 = 8), the bigint (big-endian). The trailer is field count -1.
+        while (!ended && buf.length - at >= 2) {
+          if (buf.readInt16BE(at) === -1) { ended = true; at = buf.length; break; }
+          if (buf.length - at < 14) break;
+          if (n === out.length) {
+            const grown = new BigUint64Array(out.length * 2);
+            grown.set(out);
+            out = grown;
+          }
+          out[n++] = buf.readBigUInt64BE(at + 6);
+          at += 14;
+        }
+        carry = buf.subarray(at);
+        done();
+      },
+    });
+    await pipeline(client.query(copyToSettled(`COPY (${union}) TO STDOUT (FORMAT binary)`)), sink);
     return new HashSet(out.subarray(0, n));
   } catch (err) {
     broken = err as Error;
@@ -87,6 +91,24 @@ export async function loadMirrorHashes(db: Db, runId: string): Promise<HashSet> 
   } finally {
     client.release(broken);
   }
+}
+
+/**
+ * A COPY TO stream that lets node-postgres clear its query_timeout timer.
+ * pg arms that timer for every query and clears it from the query's callback,
+ * which pg-copy-streams' COPY FROM calls and its COPY TO never does
+ * (brianc/node-pg-copy-streams#156, open): the timer (here 11 minutes) then
+ * outlives the copy and keeps a CLI process that ran the sync itself from
+ * exiting. The workaround is the one given in that issue.
+ */
+function copyToSettled(text: string): ReturnType<typeof copyTo> {
+  const stream = copyTo(text) as ReturnType<typeof copyTo> & { callback?: (err?: Error) => void; handleError(e: Error): void; handleReadyForQuery(): void };
+  stream.callback = () => undefined;
+  const handleError = stream.handleError.bind(stream);
+  const handleReadyForQuery = stream.handleReadyForQuery.bind(stream);
+  stream.handleError = (e: Error) => { stream.callback?.(); handleError(e); };
+  stream.handleReadyForQuery = () => { stream.callback?.(); handleReadyForQuery(); };
+  return stream;
 }
 
 /**
