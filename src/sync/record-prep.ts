@@ -13,17 +13,25 @@ export const MAX_SOURCED_ID = 255;
 const CONTROL = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]/g;
 const BREAKS = /[\t\n\r]+/g;
 
+/** Any C0 or C1 control character (BREAKS' characters included). */
+const ANY_CONTROL = /[\u0000-\u001F\u007F-\u009F]/;
+
 /** A provider string fit to store and to print: no control characters, no surrounding blanks. */
 export function cleanText(s: string): string {
+  // Almost every value is clean: one test instead of two replaces (every field
+  // of every record of a million-student district passes here).
+  if (!ANY_CONTROL.test(s)) return s.trim();
   return s.replace(BREAKS, ' ').replace(CONTROL, '').trim();
 }
 
 export const printableId = (s: string) => cleanText(s).slice(0, 64) + (s.length > 64 ? '…' : '');
 
 function cleanRecord<T extends object>(record: T): T {
-  for (const [k, v] of Object.entries(record)) {
-    if (typeof v === 'string') (record as Record<string, unknown>)[k] = cleanText(v);
-    else if (Array.isArray(v)) (record as Record<string, unknown>)[k] = v.map((x) => (typeof x === 'string' ? cleanText(x) : x));
+  const r = record as Record<string, unknown>;
+  for (const k in r) {
+    const v = r[k];
+    if (typeof v === 'string') r[k] = cleanText(v);
+    else if (Array.isArray(v)) r[k] = v.map((x) => (typeof x === 'string' ? cleanText(x) : x));
   }
   return record;
 }

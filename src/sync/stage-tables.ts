@@ -89,7 +89,8 @@ export function dropStageTablesSql(runId: string): RawBuilder<unknown> {
 // COPY's text format: a row per line, tab-separated, \N for null; backslash,
 // tab, newline and carriage return escaped. Records reach here cleaned of
 // control characters (src/sync/record-prep.ts), so no NUL can occur.
-const escapeCopy = (s: string) => s.replace(/[\\\t\n\r]/g, (c) => (c === '\\' ? '\\\\' : c === '\t' ? '\\t' : c === '\n' ? '\\n' : '\\r'));
+const COPY_SPECIAL = /[\\\t\n\r]/;
+const escapeCopy = (s: string) => (COPY_SPECIAL.test(s) ? s.replace(/[\\\t\n\r]/g, (c) => (c === '\\' ? '\\\\' : c === '\t' ? '\\t' : c === '\n' ? '\\n' : '\\r')) : s);
 const arrayLiteral = (items: readonly string[]) => `{${items.map((x) => `"${x.replace(/["\\]/g, (c) => `\\${c}`)}"`).join(',')}}`;
 
 function cell(v: Cell): string {
