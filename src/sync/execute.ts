@@ -16,6 +16,7 @@ import { finishFailed } from './fail.js';
 import { failureReason } from './failure-reason.js';
 import { guardRecord } from './run-guard.js';
 import { findMirror, keepAsMirror, loadMirrorHashes, MirrorGoneError, rebuildFromMirror, type Mirror } from './snapshot-mirror.js';
+import type { HashSet } from './record-hash.js';
 import { applyUnchanged } from './unchanged-run.js';
 import { clearStage, countStagedPages, dropStages, resetStage, stageBatch, stageTablesExist } from './stage.js';
 import { BatchCoalescer } from './batch-coalescer.js';
@@ -100,7 +101,8 @@ export async function executeRun(ctx: AppContext, runId: string, hooks: ExecuteH
       if (pages === UNCHANGED) {
         await report({ phase: 'apply' });
         if (await applyUnchanged(ctx, district, mirror!, { lease, asOf, dryRun: run.dry_run })) {
-          log.info({ mirror: mirror!.runId }, run.dry_run ? 'dry run: snapshot unchanged since the mirror, nothing to apply' : 'snapshot unchanged since the last applied run: nothing to apply');
+          // The same message as any run's outcome (ops and tests read it), marked as the no-op it is.
+          log.info({ status: 'SUCCEEDED', unchanged: true, mirror: mirror!.runId }, run.dry_run ? 'dry run: plan computed, nothing applied' : 'run applied');
           return 'done';
         }
         // Not provably a no-op (the district changed since, the day turned, or the guards speak): plan it in full.
@@ -171,6 +173,10 @@ export async function reconcileAndApply(ctx: AppContext, district: District, sou
     const lap = () => { const ms = Math.round(performance.now() - t); t = performance.now(); return ms; };
     const staged = 'staged' in source;
     const tables = staged ? stagedSnapshot(runId) : await snapshotInTables(trx, source);
+    // Finding copies groups the whole snapshot: with the default 4 MB it sorts
+    // on disk (planInDb sets the same for the plan; local to the transaction).
+    await sql`SET LOCAL work_mem = '256MB'`.execute(trx);
+    await sql`SET LOCAL jit = off`.execute(trx);
     const merged = await mergeDuplicates(trx, tables, opts.asOf);
     const mergeMs = lap();
     const plan = await planInDb(trx, tables, { districtId: district.id, provider: district.provider, complete: source.complete, asOf: opts.asOf });
@@ -250,9 +256,16 @@ async function fetchIntoStage(
   // A half-staged snapshot from a dead attempt cannot be trusted to be whole:
   // start over (fenced: a superseded attempt must not wipe a newer one's pages).
   await resetStage(ctx.db, lease);
+  // The mirror's hashes load while the first pages are fetched (one waits on
+  // Postgres, the other on the provider); the first batch to stage waits for them.
   const loadStarted = performance.now();
-  const hashes = withMirror ? await loadMirrorHashes(ctx.db, withMirror.mirror.runId) : undefined;
-  if (withMirror) withMirror.log.info({ mirror: withMirror.mirror.runId, records: hashes!.size, ms: Math.round(performance.now() - loadStarted) }, 'mirror loaded');
+  let hashes: HashSet | undefined;
+  const loading = withMirror && loadMirrorHashes(ctx.db, withMirror.mirror.runId).then((set) => {
+    hashes = set;
+    withMirror.log.info({ mirror: withMirror.mirror.runId, records: set.size, ms: Math.round(performance.now() - loadStarted) }, 'mirror loaded');
+  });
+  // Never left unobserved: a failed load fails the first batch (or the end of the fetch).
+  loading?.catch(() => undefined);
   const fetchStarted = performance.now();
   let last = 0;
   let staged = 0;
@@ -267,6 +280,7 @@ async function fetchIntoStage(
   let stageError: unknown;
   const stage = async (ready: SnapshotBatch) => {
     await inflight;
+    await loading;
     if (stageError !== undefined) throw stageError;
     inflight = stageBatch(ctx.db, lease, ready, hashes).then((ok) => { if (ok) pagesStaged += 1; }, (err: unknown) => { stageError = err; });
   };
@@ -298,6 +312,7 @@ async function fetchIntoStage(
     await inflight;
   }
   await settled();
+  await loading;
   if (hashes) progress = { ...progress, unchanged: hashes.matched, changed: hashes.checked - hashes.matched };
   await report(progress);
   ctx.logger.info({ runId, ms: Math.round(performance.now() - fetchStarted), ...progress }, 'snapshot fetched');

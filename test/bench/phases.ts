@@ -1,6 +1,6 @@
 // Where a run's time went, read from the worker's own pino lines (src/sync/execute.ts
 // logs 'snapshot fetched' {ms} ('snapshot staged' before the mirror), 'stage
-// completed from the mirror' {ms} (added to the fetch), 'mirror loaded' {ms} (likewise), 'plan computed' {loadMs, reconcileMs} (in-memory
+// completed from the mirror' {ms} (added to the fetch; the mirror loads during it), 'plan computed' {loadMs, reconcileMs} (in-memory
 // reconcile) or {mergeMs, planMs} (reconcile in Postgres, issue #11), 'plan applied'
 // {applyMs, clearMs} at info), so a missed target points at a phase.
 import { z } from 'zod';
@@ -35,7 +35,7 @@ export function notePhase(phases: Phases, text: string): z.infer<typeof Line> | 
   const parsed = Line.safeParse(raw);
   if (!parsed.success) return null;
   const l = parsed.data;
-  if (l.msg === 'snapshot staged' || l.msg === 'snapshot fetched' || l.msg === 'stage completed from the mirror' || l.msg === 'mirror loaded') {
+  if (l.msg === 'snapshot staged' || l.msg === 'snapshot fetched' || l.msg === 'stage completed from the mirror') {
     phases.fetchMs = (phases.fetchMs ?? 0) + (l.ms ?? 0);
   }
   // Loading local state, or merging the staged snapshot's duplicates; then planning.
