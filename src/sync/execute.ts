@@ -173,10 +173,6 @@ export async function reconcileAndApply(ctx: AppContext, district: District, sou
     const lap = () => { const ms = Math.round(performance.now() - t); t = performance.now(); return ms; };
     const staged = 'staged' in source;
     const tables = staged ? stagedSnapshot(runId) : await snapshotInTables(trx, source);
-    // Finding copies groups the whole snapshot: with the default 4 MB it sorts
-    // on disk (planInDb sets the same for the plan; local to the transaction).
-    await sql`SET LOCAL work_mem = '256MB'`.execute(trx);
-    await sql`SET LOCAL jit = off`.execute(trx);
     const merged = await mergeDuplicates(trx, tables, opts.asOf);
     const mergeMs = lap();
     const plan = await planInDb(trx, tables, { districtId: district.id, provider: district.provider, complete: source.complete, asOf: opts.asOf });

@@ -3,7 +3,7 @@ import type { AppContext } from '../context.js';
 import { requireDistrict } from '../districts/repository.js';
 import { lockDistrict } from './runs.js';
 import { dropStages } from './stage.js';
-import { dropMirror } from './snapshot-mirror.js';
+import { forgetMirror } from './snapshot-mirror.js';
 
 export interface PurgeResult {
   districtId: string;
@@ -51,7 +51,7 @@ export async function purgeDistrict(ctx: AppContext, districtId: string, scope: 
     // Staged snapshots (and the district's mirror, the kept stage of its last
     // applied one) hold the very people being erased, and approving one would
     // bring them back: drop them and end the runs that held them.
-    await dropMirror(trx, districtId);
+    await forgetMirror(trx, districtId);
     await dropStages(trx, sql`SELECT id FROM sync_runs WHERE district_id = ${districtId}`);
     await trx.updateTable('sync_runs')
       .set({ status: 'FAILED', phase: 'failed', error: `superseded by a purge of the district's roster data at ${new Date().toISOString()}; trigger a new sync` })

@@ -5,9 +5,9 @@ import { Readable, Writable } from 'node:stream';
 import type { Database } from '../../db/schema.js';
 import { poolOf, type Db } from '../../db/connection.js';
 import { HashSet, hashText } from './record-hash.js';
-import { SupersededError, type RunLease } from './runs.js';
+import type { RunLease } from './runs.js';
 import { STAGE_KINDS, stageColumnList, stageTableName } from './stage-tables.js';
-import { dropStages } from './stage.js';
+import { dropStages, inStageBatch } from './stage.js';
 
 // A district's mirror is the kept stage of its last applied complete snapshot
 // (db/migrations/007_snapshot_mirror.ts). A full sync loads the mirror's
@@ -119,23 +119,14 @@ function copyToSettled(text: string): ReturnType<typeof copyTo> {
  * district's. Returns the rows copied.
  */
 export async function rebuildFromMirror(db: Db, lease: RunLease, districtId: string, mirrorRunId: string, unseen: Iterable<bigint>): Promise<number> {
-  const { runId, attempt } = lease;
-  const client = await poolOf(db).connect();
-  let broken: Error | undefined;
-  try {
-    await client.query('BEGIN');
-    const holding = await client.query(`SELECT 1 FROM sync_runs WHERE id = $1 AND attempts = $2 AND status = 'RUNNING' FOR SHARE`, [runId, attempt]);
-    if (holding.rowCount === 0) throw new SupersededError(runId, attempt);
+  const { runId } = lease;
+  return inStageBatch(db, lease, { kind: 'mirror' }, async (client, seq) => {
     const still = await client.query(`SELECT 1 FROM snapshot_mirrors WHERE district_id = $1 AND run_id = $2 FOR SHARE`, [districtId, mirrorRunId]);
     if (still.rowCount === 0) throw new MirrorGoneError(`the district's mirror (run ${mirrorRunId}) was replaced or purged during the fetch`);
     await client.query('CREATE TEMP TABLE mirror_unseen (h bigint) ON COMMIT DROP');
     await pipeline(Readable.from(unseenText(unseen)), client.query(copyFrom('COPY mirror_unseen (h) FROM STDIN')));
     await client.query('CREATE INDEX ON mirror_unseen (h)');
     await client.query('ANALYZE mirror_unseen');
-    const { rows } = await client.query<{ seq: number }>(
-      `INSERT INTO run_stage (run_id, seq, kind, records, data)
-       SELECT $1, COALESCE(max(seq), 0) + 1, 'mirror', 0, NULL FROM run_stage WHERE run_id = $1 RETURNING seq`, [runId]);
-    const seq = rows[0]!.seq;
     let copied = 0;
     for (const kind of STAGE_KINDS) {
       const cols = stageColumnList(kind);
@@ -145,16 +136,8 @@ export async function rebuildFromMirror(db: Db, lease: RunLease, districtId: str
          WHERE m.h IS NOT NULL AND NOT EXISTS (SELECT 1 FROM mirror_unseen u WHERE u.h = m.h)`, [seq]);
       copied += res.rowCount ?? 0;
     }
-    await client.query('UPDATE run_stage SET records = $3 WHERE run_id = $1 AND seq = $2', [runId, seq, copied]);
-    await client.query('COMMIT');
     return copied;
-  } catch (err) {
-    broken = err as Error;
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw err;
-  } finally {
-    client.release(broken && !(broken instanceof SupersededError) && !(broken instanceof MirrorGoneError) ? broken : undefined);
-  }
+  }, (err) => err instanceof MirrorGoneError);
 }
 
 function* unseenText(unseen: Iterable<bigint>): Generator<string> {
@@ -190,8 +173,7 @@ export async function disturbMirror(trx: Trx, districtId: string): Promise<void>
   await trx.updateTable('snapshot_mirrors').set({ quiet: false }).where('district_id', '=', districtId).where('quiet', '=', true).execute();
 }
 
-/** Forgets the district's mirror and drops its tables (a purge: the mirror holds the people being erased). */
-export async function dropMirror(trx: Trx, districtId: string): Promise<void> {
-  const row = await trx.deleteFrom('snapshot_mirrors').where('district_id', '=', districtId).returning('run_id').executeTakeFirst();
-  if (row) await dropStages(trx, sql`SELECT ${row.run_id}::uuid`);
+/** Forgets the district's mirror. Its tables are a run's stage: the caller drops them with its other stages (a purge drops every run's). */
+export async function forgetMirror(trx: Trx, districtId: string): Promise<void> {
+  await trx.deleteFrom('snapshot_mirrors').where('district_id', '=', districtId).execute();
 }

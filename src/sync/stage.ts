@@ -2,6 +2,7 @@ import { sql, type RawBuilder } from 'kysely';
 import { from as copyFrom } from 'pg-copy-streams';
 import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
+import type pg from 'pg';
 import { poolOf, type Db } from '../../db/connection.js';
 import type { SnapshotBatch } from '../../connectors/types.js';
 import { SupersededError, type RunLease } from './runs.js';
@@ -40,6 +41,31 @@ export async function stageBatch(db: Db, lease: RunLease, incoming: SnapshotBatc
   const held = rowsOf('quarantine', quarantined);
   const records = main.length + held.length;
   if (records === 0) return false;
+  return inStageBatch(db, lease, { kind: batch.kind, records }, async (client, seq) => {
+    const copy = async (kind: StageKind, rows: readonly { h: string; line: string }[]) => {
+      if (rows.length === 0) return;
+      await pipeline(Readable.from([copyText(seq, rows)]), client.query(copyFrom(copyStatement(lease.runId, kind))));
+    };
+    await copy(batch.kind, main);
+    await copy('quarantine', held);
+    return true;
+  });
+}
+
+/**
+ * One batch of a run's stage, in its own transaction: the run's row is locked
+ * in share mode first (a newer attempt's claim waits for the batch and then
+ * drops the stage with the rest; once superseded, nothing is staged), and the
+ * batch gets its ledger row in run_stage, whose seq `work` writes its rows
+ * under. `records` may be left for `work` to tell (by returning it) when only
+ * the writing knows. A connection that failed mid-COPY is not handed to anyone
+ * else; one that only failed a check (`clean`) is.
+ */
+export async function inStageBatch<T>(
+  db: Db, lease: RunLease, ledger: { kind: string; records?: number },
+  work: (client: pg.PoolClient, seq: number) => Promise<T>,
+  clean: (err: unknown) => boolean = () => false,
+): Promise<T> {
   const { runId, attempt } = lease;
   const client = await poolOf(db).connect();
   let broken: Error | undefined;
@@ -49,23 +75,20 @@ export async function stageBatch(db: Db, lease: RunLease, incoming: SnapshotBatc
     if (holding.rowCount === 0) throw new SupersededError(runId, attempt);
     const { rows } = await client.query<{ seq: number }>(
       `INSERT INTO run_stage (run_id, seq, kind, records, data)
-       SELECT $1, COALESCE(max(seq), 0) + 1, $2, $3, NULL FROM run_stage WHERE run_id = $1 RETURNING seq`, [runId, batch.kind, records]);
+       SELECT $1, COALESCE(max(seq), 0) + 1, $2, $3, NULL FROM run_stage WHERE run_id = $1 RETURNING seq`, [runId, ledger.kind, ledger.records ?? 0]);
     const seq = rows[0]!.seq;
-    const copy = async (kind: StageKind, rows: readonly { h: string; line: string }[]) => {
-      if (rows.length === 0) return;
-      await pipeline(Readable.from([copyText(seq, rows)]), client.query(copyFrom(copyStatement(runId, kind))));
-    };
-    await copy(batch.kind, main);
-    await copy('quarantine', held);
+    const result = await work(client, seq);
+    if (ledger.records === undefined && typeof result === 'number') {
+      await client.query('UPDATE run_stage SET records = $3 WHERE run_id = $1 AND seq = $2', [runId, seq, result]);
+    }
     await client.query('COMMIT');
-    return true;
+    return result;
   } catch (err) {
     broken = err as Error;
     await client.query('ROLLBACK').catch(() => undefined);
     throw err;
   } finally {
-    // A connection that failed mid-COPY is not handed to anyone else.
-    client.release(broken && !(broken instanceof SupersededError) ? broken : undefined);
+    client.release(broken && !(broken instanceof SupersededError) && !clean(broken) ? broken : undefined);
   }
 }
 

@@ -47,6 +47,20 @@ export const USER_COLS = ['role', 'given_name', 'family_name', 'email', 'usernam
 const list = (names: readonly string[], prefix: string) => sql.raw(names.map((n) => `${prefix}${n}`).join(', '));
 
 /**
+ * Session settings for grouping and joining a whole snapshot, local to the
+ * transaction: merging copies (snapshot-source.ts) and planning both need them.
+ */
+export async function useReconcileMemory(trx: Trx): Promise<void> {
+  // Hash joins and aggregates over a large district's rows want room (with the
+  // default 4 MB they sort on disk). 512 MB measured slower at 1M students than
+  // 256 MB: the larger hash tables cost more in memory traffic than the batches they save.
+  await sql`SET LOCAL work_mem = '256MB'`.execute(trx);
+  // Those statements' costs look enormous to the JIT, which would then spend
+  // more compiling each one than it takes to run.
+  await sql`SET LOCAL jit = off`.execute(trx);
+}
+
+/**
  * The reconciler, set-based: the same decisions as src/reconcile/reconcile.ts
  * (which stays their reference definition and the oracle of the property
  * tests), computed by Postgres from the snapshot's tables and the district's
@@ -61,18 +75,12 @@ export async function planInDb(trx: Trx, snap: SnapshotTables, opts: DbPlanOptio
   let t0 = performance.now();
   const lap = (step: string) => { timings[step] = Math.round(performance.now() - t0); t0 = performance.now(); };
   const run = (q: RawBuilder<unknown>) => q.execute(trx);
-  // Hash joins over a large district's rows want room; local to this
-  // transaction. (512 MB measured slower at 1M students than 256 MB: the
-  // larger hash tables cost more in memory traffic than the batches they save.)
-  await run(sql`SET LOCAL work_mem = '256MB'`);
+  await useReconcileMemory(trx);
   // A complete snapshot is compared with the whole district: hash joins, never
   // nested loops, whatever the statistics of rows written moments ago say (a
   // planner that believes a district of a million has one row picks loops that
   // cost a million times over). A delta touches few rows: index lookups fit.
   if (complete) await run(sql`SET LOCAL enable_nestloop = off`);
-  // Those plans' costs look enormous to the JIT, which would then spend more
-  // compiling each statement than the statement takes to run.
-  await run(sql`SET LOCAL jit = off`);
   // Fresh tables have no statistics, and a planner that takes a million rows
   // for a handful picks nested loops: every table is analyzed once it is filled.
   // A small sample is enough to tell a million rows from a handful (the

@@ -1,6 +1,7 @@
 import { sql, type RawBuilder, type Transaction } from 'kysely';
 import type { Database } from '../../../db/schema.js';
 import type { Snapshot } from '../types.js';
+import { useReconcileMemory } from './plan.js';
 import { STAGE_COLUMNS, STAGE_KINDS, stageTable, type StageKind } from '../../sync/stage-tables.js';
 
 type Trx = Transaction<Database>;
@@ -58,6 +59,8 @@ const ROLE_RANK = sql.raw(`CASE role WHEN 'teacher' THEN 3 WHEN 'administrator' 
  * nothing left to merge. Returns how many keys had copies.
  */
 export async function mergeDuplicates(trx: Trx, t: SnapshotTables, asOf: string): Promise<number> {
+  // Finding copies groups the whole snapshot.
+  await useReconcileMemory(trx);
   let merged = 0;
   const entityKinds: { kind: StageKind; content: string; refs: string }[] = [
     { kind: 'orgs', content: 'name, type, identifier, status', refs: `'{}'::text[], '{}'::text[]` },
