@@ -6,6 +6,10 @@ import { purgeDistrict } from '../src/sync/purge.js';
 import { getRun, type RunView } from '../src/sync/runs.js';
 import { createTestEnv, type TestEnv } from './helpers/context.js';
 import { addCleverDistrict, addPool, startClever, syncNow } from './helpers/district.js';
+import { prng } from '../fixtures/prng.js';
+import { RosterDistrict } from '../fixtures/district.js';
+import { FakeOneRosterServer } from '../fixtures/oneroster/server.js';
+import { upsertDistrict } from '../src/districts/repository.js';
 
 // A district's mirror (src/sync/snapshot-mirror.ts) is the kept stage of its
 // last applied complete snapshot. What must hold: a full sync that uses it
@@ -19,7 +23,9 @@ let t: TestEnv;
 let server: FakeCleverServer;
 
 beforeAll(async () => {
-  t = await createTestEnv();
+  // District credentials are sealed at rest (src/secrets): the OneRoster district needs a key.
+  process.env.SECRETS_KEY ??= Buffer.alloc(32, 7).toString('base64');
+  t = await createTestEnv({ SECRETS_KEY: process.env.SECRETS_KEY });
   t.startWorker();
   server = await startClever({ seed: 31, schools: 3, students: 150, sections: 18, enrollmentsPerStudent: 3 });
 });
@@ -39,9 +45,24 @@ async function outcome(districtId: string) {
   };
 }
 
+/** Every membership and seat the district ever had, with how each ended: what the license rules decided, not only where they left it. */
+async function history(districtId: string) {
+  const { rows: memberships } = await sql<{ u: string; c: string; role: string; ended: boolean; reason: string | null }>`
+    SELECT u.sourced_id AS u, c.sourced_id AS c, e.role, e.ended_at IS NOT NULL AS ended, e.ended_reason AS reason
+    FROM enrollments e JOIN users u ON u.id = e.user_id JOIN classes c ON c.id = e.class_id
+    WHERE e.district_id = ${districtId} ORDER BY 1, 2, 4, 5`.execute(t.ctx.db);
+  const { rows: seats } = await sql<{ u: string; product: string; released: boolean; reason: string | null }>`
+    SELECT u.sourced_id AS u, p.product, s.released_at IS NOT NULL AS released, s.release_reason AS reason
+    FROM seat_assignments s JOIN users u ON u.id = s.user_id JOIN license_pools p ON p.id = s.pool_id
+    WHERE p.district_id = ${districtId} ORDER BY 1, 2, 3, 4`.execute(t.ctx.db);
+  const { rows: classes } = await sql<{ c: string; status: string; title: string; course: string }>`
+    SELECT sourced_id AS c, status, title, course_sourced_id AS course FROM classes WHERE district_id = ${districtId} ORDER BY 1`.execute(t.ctx.db);
+  return { memberships, seats, classes };
+}
+
 const mirrorOf = (districtId: string) => t.ctx.db.selectFrom('snapshot_mirrors').selectAll().where('district_id', '=', districtId).executeTakeFirst();
 const forgetMirror = (districtId: string) => t.ctx.db.deleteFrom('snapshot_mirrors').where('district_id', '=', districtId).execute();
-const progressOf = async (run: RunView) => (await getRun(t.ctx.db, run.id)).progress as { records?: number; unchanged?: number; changed?: number } | null;
+const progressOf = async (run: RunView) => (await getRun(t.ctx.db, run.id)).progress as { records?: number; unchanged?: number; changed?: number; planned?: string } | null;
 
 /** Stage tables of the district's runs that still exist. */
 async function stageTablesOf(districtId: string): Promise<string[]> {
@@ -53,14 +74,18 @@ async function stageTablesOf(districtId: string): Promise<string[]> {
 }
 
 /** Syncs the district (with its mirror) and its twin (without one), and checks they end the same. */
-async function syncBoth(id: string, twin: string): Promise<{ run: RunView; twinRun: RunView }> {
-  const run = await syncNow(t.ctx, id);
+async function syncBoth(id: string, twin: string, opts: { full?: boolean } = {}): Promise<{ run: RunView; twinRun: RunView }> {
+  const run = await syncNow(t.ctx, id, { full: opts.full });
   await forgetMirror(twin);
-  const twinRun = await syncNow(t.ctx, twin);
-  expect(run.status).toBe('SUCCEEDED');
-  expect(twinRun.status).toBe('SUCCEEDED');
+  const twinRun = await syncNow(t.ctx, twin, { full: opts.full });
+  expect([run.status, run.error]).toEqual(['SUCCEEDED', null]);
+  expect([twinRun.status, twinRun.error]).toEqual(['SUCCEEDED', null]);
   expect(run.counts).toEqual(twinRun.counts);
+  expect(run.guard).toEqual(twinRun.guard);
   expect(await outcome(id)).toEqual(await outcome(twin));
+  expect(await history(id)).toEqual(await history(twin));
+  // The twin never has a mirror to plan against.
+  expect((await progressOf(twinRun))?.planned).toBe('whole');
   return { run, twinRun };
 }
 
@@ -117,12 +142,107 @@ test('changed records alone are staged; the stage rebuilt from the mirror gives 
   const progress = await progressOf(run);
   // Staged: the renamed student, and the new one with their three memberships; nothing else.
   expect(progress?.changed).toBe(1 + 1 + 3);
+  // Planned as its difference from the mirror.
+  expect(progress?.planned).toBe('difference');
   expect((await listUsers(t.ctx.db, 'churn')).find((u) => u.sourcedId === joined.id)?.status).toBe('ACTIVE');
 
   // Back again, the next day: the mirror of another day is never taken for a no-op, and the result still matches.
   district.restoreStudent(gone.student, gone.sectionIds);
   await t.ctx.db.updateTable('snapshot_mirrors').set({ as_of: '2000-01-01' }).where('district_id', '=', 'churn').execute();
-  await syncBoth('churn', 'churn-twin');
+  const nextDay = await syncBoth('churn', 'churn-twin');
+  expect((await progressOf(nextDay.run))?.planned).toBe('whole');
+});
+
+type Provider = { district: RosterDistrict; add: (id: string) => Promise<void>; full?: boolean };
+
+/**
+ * Rounds of every kind of roster change the provider can send, each synced
+ * by the district (planned as its difference from the mirror) and by its twin
+ * (the whole snapshot): both must end the same, run by run.
+ */
+async function mixedRounds(name: string, provider: Provider, reasons: string[]) {
+  const d = provider.district;
+  const [id, twin] = [name, `${name}-twin`];
+  for (const district of [id, twin]) {
+    await provider.add(district);
+    // Fewer seats than students (a wait-list that moves), and a pool scoped to one course (eligibility by class).
+    await addPool(t.ctx, district, 'READ', 90);
+    await addPool(t.ctx, district, 'MATH', 20, { courses: [d.courses[0]!.id] });
+  }
+  await syncBoth(id, twin, provider);
+  const rand = prng(2026);
+  const pickOf = <T>(items: readonly T[]): T => items[Math.floor(rand() * items.length)]!;
+  const removed: ReturnType<typeof d.removeStudent>[] = [];
+  const student = () => pickOf([...d.students.keys()]);
+  const changes: ((round: number) => void)[] = [
+    () => removed.push(d.removeStudent(student())),
+    () => { const back = removed.pop(); if (back) d.restoreStudent(back.student, back.sectionIds.filter((s) => d.sections.has(s))); },
+    () => d.addStudent(),
+    (r) => { d.students.get(student())!.first = `Renamed${r}`; },
+    () => {
+      const who = student();
+      const from = d.sectionsOf(who)[0];
+      const to = pickOf([...d.sections.values()].filter((s) => !s.studentIds.includes(who)));
+      if (from) d.moveStudent(who, from.id, to.id);
+    },
+    // Every membership of one student ended: they leave by the enrollments-ended rule (where the provider sends end dates).
+    () => { const who = student(); for (const s of d.sectionsOf(who)) d.endEnrollment(s.id, who, '2001-06-30'); },
+    // One membership ended, one ending later.
+    () => { const who = student(); const [a, b] = d.sectionsOf(who); if (a) d.endEnrollment(a.id, who, '2001-06-30'); if (b) d.endEnrollment(b.id, who, '2099-06-30'); },
+    () => d.setEnabled(student(), false),
+    () => d.markToBeDeleted(student()),
+    () => d.setSectionTeacher(pickOf([...d.sections.keys()]), pickOf([...d.teachers.keys()])),
+    (r) => { pickOf([...d.sections.values()]).name = `Renamed section ${r}`; },
+    // A class moves to the scoped course, or away from it: seats follow eligibility.
+    () => { const s = pickOf([...d.sections.values()]); s.courseId = s.courseId === d.courses[0]!.id ? d.courses[1]!.id : d.courses[0]!.id; },
+    // A class disappears: its memberships end, its members' seats are weighed again.
+    () => { if (d.sections.size > 8) d.sections.delete(pickOf([...d.sections.keys()])); },
+  ];
+  for (let round = 1; round <= 4; round += 1) {
+    // Each kind of change once, in a shuffled order, and a few more at random.
+    const order = changes.map((c) => ({ c, k: rand() })).sort((a, b) => a.k - b.k).map((x) => x.c);
+    for (const change of [...order, ...Array.from({ length: 5 }, () => pickOf(changes))]) change(round);
+    d.version += 1;
+    const { run } = await syncBoth(id, twin, provider);
+    expect((await progressOf(run))?.planned).toBe('difference');
+    const c = run.counts;
+    // The round did change something (so the comparison means something).
+    expect(c.usersCreated + c.usersUpdated + c.usersDeleted + c.enrollmentsAdded + c.enrollmentsEnded).toBeGreaterThan(0);
+  }
+  // Across the rounds, each rule was exercised.
+  const { memberships, seats } = await history(id);
+  for (const reason of reasons) expect([reason, memberships.some((m) => m.reason === reason)]).toEqual([reason, true]);
+  expect(seats.some((s) => s.released)).toBe(true);
+}
+
+test('Clever: every kind of change, planned as the difference from the mirror, ends exactly where the whole snapshot planned on a twin ends', async () => {
+  // Its own provider: these rounds change the roster a lot.
+  const own = await startClever({ seed: 77, schools: 3, students: 120, sections: 15, enrollmentsPerStudent: 3 });
+  try {
+    // Guards wide open: the rounds remove more than a real district's day would.
+    const add = async (id: string) => { await addCleverDistrict(t.ctx, id, own, { guardMin: 10_000, lossPct: 100 }); };
+    // Clever lists no ended membership and no flagged person: they are absent.
+    await mixedRounds('mix-clever', { district: own.district, add }, ['ended', 'class-retired', 'absent']);
+  } finally {
+    await own.stop();
+  }
+});
+
+test('OneRoster full snapshots: the same, with end dates, tobedeleted and disabled records on the wire', async () => {
+  const auth = { type: 'oauth1' as const, consumerKey: 'ck-mix', consumerSecret: 'cs-mix' };
+  const own = new FakeOneRosterServer(new RosterDistrict({ seed: 78, schools: 3, students: 120, sections: 15, enrollmentsPerStudent: 3 }), { version: '1.2', auth });
+  await own.start();
+  try {
+    const add = async (id: string) => {
+      await upsertDistrict(t.ctx.db, {
+        id, schedule: null, guard: { deletionThresholdMin: 10_000, deletionThresholdPct: 5, lossThresholdPct: 100 },
+        settings: { provider: 'classlink', baseUrl: own.baseUrl, credentials: { consumerKey: auth.consumerKey, consumerSecret: auth.consumerSecret }, pageSize: 40, minRetryDelayMs: 10, timeoutMs: 2000, retries: 4 },
+      });
+    };
+    await mixedRounds('mix-oneroster', { district: own.district, add, full: true }, ['ended', 'class-retired', 'enrollments-ended', 'tobedeleted', 'disabled']);
+  } finally {
+    await own.stop();
+  }
 });
 
 test('after an ops change, a resync of the same snapshot is planned in full, and agrees with a sync without a mirror', async () => {

@@ -15,7 +15,8 @@ import { recordsBound } from './bounds.js';
 import { finishFailed } from './fail.js';
 import { failureReason } from './failure-reason.js';
 import { guardRecord } from './run-guard.js';
-import { findMirror, keepAsMirror, loadMirrorHashes, MirrorGoneError, rebuildFromMirror, type Mirror } from './snapshot-mirror.js';
+import { findMirror, keepAsMirror, loadMirrorHashes, mirrorDifference, MirrorGoneError, rebuildFromMirror, type Mirror } from './snapshot-mirror.js';
+import { changedRowsHaveCopies, focusOnChanges } from '../reconcile/sql/focus.js';
 import type { HashSet } from './record-hash.js';
 import { applyUnchanged } from './unchanged-run.js';
 import { clearStage, countStagedPages, dropStages, resetStage, stageBatch, stageTablesExist } from './stage.js';
@@ -173,10 +174,22 @@ export async function reconcileAndApply(ctx: AppContext, district: District, sou
     const lap = () => { const ms = Math.round(performance.now() - t); t = performance.now(); return ms; };
     const staged = 'staged' in source;
     const tables = staged ? stagedSnapshot(runId) : await snapshotInTables(trx, source);
-    const merged = await mergeDuplicates(trx, tables, opts.asOf);
+    // A complete snapshot completed from a quiet mirror is planned where it
+    // differs from it, unless it holds copies to merge (then it is planned whole).
+    const difference = staged && source.complete
+      ? await mirrorDifference(trx, { runId, districtId: district.id, provider: district.provider, asOf: opts.asOf }) : undefined;
+    const focused = difference && !await changedRowsHaveCopies(trx, tables, difference.mirrorSeq);
+    const merged = focused ? 0 : await mergeDuplicates(trx, tables, opts.asOf);
+    const focus = focused ? await focusOnChanges(trx, tables, difference.mirrorSeq, difference.gone) : undefined;
     const mergeMs = lap();
-    const plan = await planInDb(trx, tables, { districtId: district.id, provider: district.provider, complete: source.complete, asOf: opts.asOf });
-    ctx.logger.info({ runId, merged, mergeMs, planMs: lap(), steps: plan.timings, ...memory() }, 'plan computed');
+    const plan = await planInDb(trx, tables, { districtId: district.id, provider: district.provider, complete: source.complete, asOf: opts.asOf, focus });
+    ctx.logger.info({ runId, merged, focused: focus !== undefined, mergeMs, planMs: lap(), steps: plan.timings, ...memory() }, 'plan computed');
+    // How it was planned stays in the run's progress (whatever its outcome):
+    // the whole snapshot, or its difference from the mirror.
+    if (staged && source.complete) {
+      await sql`UPDATE sync_runs SET progress = COALESCE(progress, '{}'::jsonb) || jsonb_build_object('planned', ${focus ? 'difference' : 'whole'}::text)
+        WHERE id = ${runId}::uuid`.execute(trx);
+    }
     const verdict = opts.approved ? { held: false as const } : evaluateGuards(plan.stats, district.guard);
     const guard = await guardRecord(trx, plan.stats, verdict, tables.quarantine);
     if (opts.dryRun || verdict.held) {

@@ -1,4 +1,4 @@
-import { sql, type Transaction } from 'kysely';
+import { sql, type RawBuilder, type Transaction } from 'kysely';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import { pipeline } from 'node:stream/promises';
 import { Readable, Writable } from 'node:stream';
@@ -111,12 +111,17 @@ function copyToSettled(text: string): ReturnType<typeof copyTo> {
   return stream;
 }
 
+/** The keys of the mirror's records a run's fetch did not bring back unchanged (src/reconcile/sql/focus.ts reads them). */
+const goneTable = (runId: string) => `stage.${stageTableName(runId, 'quarantine').replace(/_quarantine$/, '_gone')}`;
+
 /**
  * Completes a run's stage from the mirror: every mirrored record whose hash is
  * not among `unseen` (the mirror's records this fetch did not bring back
  * unchanged) is copied into the run's tables, by Postgres, as one more batch
- * of the ledger. Fenced like a staged batch, and on the mirror still being the
- * district's. Returns the rows copied.
+ * of the ledger, whose data names the mirror. The keys of the others are kept
+ * beside the stage (its "gone" table): with the rows this run staged itself,
+ * they are where the snapshot differs from the mirror. Fenced like a staged
+ * batch, and on the mirror still being the district's. Returns the rows copied.
  */
 export async function rebuildFromMirror(db: Db, lease: RunLease, districtId: string, mirrorRunId: string, unseen: Iterable<bigint>): Promise<number> {
   const { runId } = lease;
@@ -136,6 +141,15 @@ export async function rebuildFromMirror(db: Db, lease: RunLease, districtId: str
          WHERE m.h IS NOT NULL AND NOT EXISTS (SELECT 1 FROM mirror_unseen u WHERE u.h = m.h)`, [seq]);
       copied += res.rowCount ?? 0;
     }
+    // No column named h: findMirror counts a stage's tables by theirs.
+    await client.query(`CREATE UNLOGGED TABLE ${goneTable(runId)} (kind text NOT NULL, sid text, user_sid text, q_kind text, ref_users text[], ref_classes text[])`);
+    for (const kind of STAGE_KINDS) {
+      const key = kind === 'enrollments' ? `NULL, m.user_sid, NULL, NULL, NULL`
+        : kind === 'quarantine' ? `m.sourced_id, NULL, m.kind, m.ref_users, m.ref_classes` : `m.sourced_id, NULL, NULL, NULL, NULL`;
+      await client.query(
+        `INSERT INTO ${goneTable(runId)} SELECT $1, ${key} FROM stage.${stageTableName(mirrorRunId, kind)} m JOIN mirror_unseen u ON u.h = m.h`, [kind]);
+    }
+    await client.query('UPDATE run_stage SET data = $3 WHERE run_id = $1 AND seq = $2', [runId, seq, mirrorRunId]);
     return copied;
   }, (err) => err instanceof MirrorGoneError);
 }
@@ -166,6 +180,22 @@ export async function keepAsMirror(trx: Trx, m: { districtId: string; provider: 
   // Ledger rows and plan items are a run's working state; the mirror is its tables.
   await trx.deleteFrom('run_stage').where('run_id', '=', m.runId).execute();
   await trx.deleteFrom('run_plan_items').where('run_id', '=', m.runId).execute();
+}
+
+/**
+ * Where a staged complete snapshot can be planned as its difference from the
+ * mirror (src/reconcile/sql/focus.ts): it was completed from the mirror, which
+ * is still the district's, quiet, of the same provider and of the run's day.
+ * Read in the plan's transaction, under the district lock. Undefined otherwise.
+ */
+export async function mirrorDifference(trx: Trx, m: { runId: string; districtId: string; provider: string; asOf: string }): Promise<{ mirrorSeq: number; gone: RawBuilder<unknown> } | undefined> {
+  const batch = await trx.selectFrom('run_stage').select(['seq', 'data']).where('run_id', '=', m.runId).where('kind', '=', 'mirror').executeTakeFirst();
+  if (!batch?.data) return undefined;
+  const mirror = await trx.selectFrom('snapshot_mirrors').select(['run_id', 'quiet', 'as_of', 'provider']).where('district_id', '=', m.districtId).executeTakeFirst();
+  if (!mirror || mirror.run_id !== batch.data || !mirror.quiet || mirror.as_of !== m.asOf || mirror.provider !== m.provider) return undefined;
+  const { rows: [t] } = await sql<{ present: boolean }>`SELECT to_regclass(${goneTable(m.runId)}) IS NOT NULL AS present`.execute(trx);
+  if (!t?.present) return undefined;
+  return { mirrorSeq: batch.seq, gone: sql.table(goneTable(m.runId)) };
 }
 
 /** Something other than the mirror's own apply changed the district: its snapshot no longer proves a resync changes nothing. */

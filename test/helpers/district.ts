@@ -17,7 +17,7 @@ export async function startClever(spec: DistrictSpec = SMALL): Promise<FakeCleve
 }
 
 /** Registers a Clever district pointing at the fake server, with fast retries for tests. */
-export async function addCleverDistrict(ctx: AppContext, id: string, server: FakeCleverServer, extra: { token?: string; pageSize?: number; guardMin?: number; guardPct?: number } = {}) {
+export async function addCleverDistrict(ctx: AppContext, id: string, server: FakeCleverServer, extra: { token?: string; pageSize?: number; guardMin?: number; guardPct?: number; lossPct?: number } = {}) {
   return upsertDistrict(ctx.db, {
     id,
     settings: {
@@ -25,7 +25,7 @@ export async function addCleverDistrict(ctx: AppContext, id: string, server: Fak
       pageSize: extra.pageSize ?? 25, minRetryDelayMs: 10, timeoutMs: 2000, retries: 6,
     },
     schedule: null,
-    guard: { deletionThresholdMin: extra.guardMin ?? 25, deletionThresholdPct: extra.guardPct ?? 5 },
+    guard: { deletionThresholdMin: extra.guardMin ?? 25, deletionThresholdPct: extra.guardPct ?? 5, ...(extra.lossPct === undefined ? {} : { lossThresholdPct: extra.lossPct }) },
   });
 }
 

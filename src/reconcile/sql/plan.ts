@@ -3,6 +3,7 @@ import type { Database } from '../../../db/schema.js';
 import { zeroCounts, type RunCounts } from '../../domain/model.js';
 import { planSeats } from '../../licenses/settle-sql.js';
 import type { PlanStats } from '../types.js';
+import type { ChangeFocus } from './focus.js';
 import type { SnapshotTables } from './snapshot-source.js';
 
 type Trx = Transaction<Database>;
@@ -21,6 +22,13 @@ export interface DbPlanOptions {
    * touches: after a pool was created, resized or rescoped (ops).
    */
   allSeats?: boolean;
+  /**
+   * A complete snapshot planned only where it differs from the district's
+   * quiet mirror (src/reconcile/sql/focus.ts says why that is exact): the
+   * plan reads `focus.tables` for its decisions and `snap` for the
+   * snapshot-wide numbers.
+   */
+  focus?: ChangeFocus;
 }
 
 export interface DbPlan {
@@ -70,7 +78,11 @@ export async function useReconcileMemory(trx: Trx): Promise<void> {
  * the function returns its counts and what the guards look at.
  */
 export async function planInDb(trx: Trx, snap: SnapshotTables, opts: DbPlanOptions): Promise<DbPlan> {
-  const { districtId: d, provider: p, complete, asOf } = opts;
+  const { districtId: d, provider: p, complete, asOf, focus } = opts;
+  // Where decisions read the snapshot: all of it, or the part in focus.
+  const src = focus?.tables ?? snap;
+  // Whether a key is in focus (always, without one).
+  const inFocus = (kind: string, key: RawBuilder<unknown>) => (focus ? sql`${key} IN (SELECT sid FROM ${focus.keys} WHERE kind = ${kind})` : sql`true`);
   const timings: Record<string, number> = {};
   let t0 = performance.now();
   const lap = (step: string) => { timings[step] = Math.round(performance.now() - t0); t0 = performance.now(); };
@@ -80,7 +92,8 @@ export async function planInDb(trx: Trx, snap: SnapshotTables, opts: DbPlanOptio
   // nested loops, whatever the statistics of rows written moments ago say (a
   // planner that believes a district of a million has one row picks loops that
   // cost a million times over). A delta touches few rows: index lookups fit.
-  if (complete) await run(sql`SET LOCAL enable_nestloop = off`);
+  // A focused plan reaches few rows of each table, by index.
+  if (complete && !focus) await run(sql`SET LOCAL enable_nestloop = off`);
   // Fresh tables have no statistics, and a planner that takes a million rows
   // for a handful picks nested loops: every table is analyzed once it is filled.
   // A small sample is enough to tell a million rows from a handful (the
@@ -105,22 +118,22 @@ export async function planInDb(trx: Trx, snap: SnapshotTables, opts: DbPlanOptio
 
   // Roster entities: create new, update changed (or retired and back), retire what left.
   for (const e of ENTITY_TABLES) {
-    const src = snap[e.kind];
+    const rows = src[e.kind];
     const local = sql.table(e.table);
     await run(sql`
       CREATE TEMP TABLE ${sql.table(`p_${e.table}`)} ON COMMIT DROP AS
       SELECT i.sourced_id, CASE WHEN i.status = 'tobedeleted' THEN 'retire' WHEN l.id IS NULL THEN 'create' ELSE 'update' END AS action,
              l.id AS local_id, ${list(e.cols, 'i.')}
-      FROM ${src} i LEFT JOIN ${local} l ON l.district_id = ${d} AND l.provider = ${p} AND l.sourced_id = i.sourced_id
+      FROM ${rows} i LEFT JOIN ${local} l ON l.district_id = ${d} AND l.provider = ${p} AND l.sourced_id = i.sourced_id
       WHERE ${e.include} AND NOT EXISTS (SELECT 1 FROM fz WHERE fz.kind = ${e.kind} AND fz.sid = i.sourced_id)
         AND CASE WHEN i.status = 'tobedeleted' THEN l.status = 'ACTIVE'
                  ELSE l.id IS NULL OR l.status = 'RETIRED' OR (${list(e.cols, 'i.')}) IS DISTINCT FROM (${list(e.local, 'l.')}) END
       UNION ALL
       SELECT l.sourced_id, 'retire', l.id, ${list(e.cols.map(() => 'NULL'), '')}
       FROM ${local} l
-      WHERE ${complete} AND l.district_id = ${d} AND l.provider = ${p} AND l.status = 'ACTIVE'
+      WHERE ${complete} AND l.district_id = ${d} AND l.provider = ${p} AND l.status = 'ACTIVE' AND ${inFocus(e.kind, sql`l.sourced_id`)}
         AND NOT EXISTS (SELECT 1 FROM fz WHERE fz.kind = ${e.kind} AND fz.sid = l.sourced_id)
-        AND NOT EXISTS (SELECT 1 FROM ${src} i WHERE i.sourced_id = l.sourced_id AND ${e.include})`);
+        AND NOT EXISTS (SELECT 1 FROM ${rows} i WHERE i.sourced_id = l.sourced_id AND ${e.include})`);
   }
   for (const e of ENTITY_TABLES) await run(sql`ANALYZE ${sql.table(`p_${e.table}`)}`);
   lap('entities');
@@ -147,13 +160,13 @@ export async function planInDb(trx: Trx, snap: SnapshotTables, opts: DbPlanOptio
   await run(sql`
     CREATE TEMP TABLE ue ON COMMIT DROP AS
     WITH ended AS (
-      SELECT DISTINCT user_sid FROM ${snap.enrollments}
-      WHERE ${complete} AND (status = 'tobedeleted' OR (end_date IS NOT NULL AND end_date < ${asOf} COLLATE "C")))
+      SELECT DISTINCT user_sid FROM ${src.enrollments}
+      WHERE ${complete} AND ${inFocus('users', sql`user_sid`)} AND (status = 'tobedeleted' OR (end_date IS NOT NULL AND end_date < ${asOf} COLLATE "C")))
     -- Users with an ended enrollment and no other: found from the (few) ended
     -- ones, joined (hashed on them) with the rest, rather than by grouping
     -- every enrollment of the district.
     , current AS (
-      SELECT DISTINCT e.user_sid FROM ${snap.enrollments} e JOIN ended x ON x.user_sid = e.user_sid
+      SELECT DISTINCT e.user_sid FROM ${src.enrollments} e JOIN ended x ON x.user_sid = e.user_sid
       WHERE NOT (e.status = 'tobedeleted' OR (e.end_date IS NOT NULL AND e.end_date < ${asOf} COLLATE "C")))
     SELECT user_sid AS sid, true AS all_ended FROM ended WHERE user_sid NOT IN (SELECT user_sid FROM current)`);
   await run(sql`CREATE UNIQUE INDEX ON ue (sid)`);
@@ -164,14 +177,14 @@ export async function planInDb(trx: Trx, snap: SnapshotTables, opts: DbPlanOptio
     CREATE TEMP TABLE p_users ON COMMIT DROP AS
     WITH cand AS (
       SELECT i.sourced_id AS sid, true AS incoming, i.status, i.enabled, ${list(USER_COLS, 'i.')}, r.reason AS removal
-      FROM ${snap.users} i LEFT JOIN removals r ON r.sid = i.sourced_id
+      FROM ${src.users} i LEFT JOIN removals r ON r.sid = i.sourced_id
       UNION ALL
       SELECT r.sid, false, NULL, NULL, ${list(USER_COLS.map(() => 'NULL'), '')}, r.reason FROM removals r
-      WHERE NOT EXISTS (SELECT 1 FROM ${snap.users} i WHERE i.sourced_id = r.sid)
+      WHERE NOT EXISTS (SELECT 1 FROM ${src.users} i WHERE i.sourced_id = r.sid)
       UNION ALL
       SELECT l.sourced_id, false, NULL, NULL, ${list(USER_COLS.map(() => 'NULL'), '')}, NULL FROM users l
-      WHERE ${complete} AND l.district_id = ${d} AND l.provider = ${p} AND l.status = 'ACTIVE'
-        AND NOT EXISTS (SELECT 1 FROM ${snap.users} i WHERE i.sourced_id = l.sourced_id)
+      WHERE ${complete} AND l.district_id = ${d} AND l.provider = ${p} AND l.status = 'ACTIVE' AND ${inFocus('users', sql`l.sourced_id`)}
+        AND NOT EXISTS (SELECT 1 FROM ${src.users} i WHERE i.sourced_id = l.sourced_id)
         AND NOT EXISTS (SELECT 1 FROM removals r WHERE r.sid = l.sourced_id)
     ), decided AS (
       SELECT c.*, l.id AS local_id, l.status AS local_status,
@@ -208,10 +221,10 @@ export async function planInDb(trx: Trx, snap: SnapshotTables, opts: DbPlanOptio
       (NOT (s.status = 'tobedeleted' OR (s.end_date IS NOT NULL AND s.end_date < ${asOf} COLLATE "C"))
         AND (s.begin_date IS NULL OR s.begin_date <= ${asOf} COLLATE "C")) AS cur,
       (su.sourced_id IS NOT NULL OR lu.id IS NOT NULL) AND (sc.sourced_id IS NOT NULL OR lc.id IS NOT NULL) AS known
-    FROM ${snap.enrollments} s
-    LEFT JOIN ${snap.users} su ON su.sourced_id = s.user_sid
+    FROM ${src.enrollments} s
+    LEFT JOIN ${src.users} su ON su.sourced_id = s.user_sid
     LEFT JOIN users lu ON lu.district_id = ${d} AND lu.provider = ${p} AND lu.sourced_id = s.user_sid
-    LEFT JOIN ${snap.classes} sc ON sc.sourced_id = s.class_sid
+    LEFT JOIN ${src.classes} sc ON sc.sourced_id = s.class_sid
     LEFT JOIN classes lc ON lc.district_id = ${d} AND lc.provider = ${p} AND lc.sourced_id = s.class_sid
     WHERE NOT EXISTS (SELECT 1 FROM fz WHERE fz.kind = 'users' AND fz.sid = s.user_sid)
       AND NOT EXISTS (SELECT 1 FROM fz WHERE fz.kind = 'classes' AND fz.sid = s.class_sid)`);
@@ -223,11 +236,21 @@ export async function planInDb(trx: Trx, snap: SnapshotTables, opts: DbPlanOptio
   // else keeps their account, memberships and seats exactly (their
   // eligibility cannot have changed: every change of it goes through here).
   await run(sql`CREATE TEMP TABLE touched (sid text PRIMARY KEY) ON COMMIT DROP`);
-  const narrow = !complete && !opts.allSeats;
+  // A focused plan reaches as a delta does, and also everyone in focus and
+  // every member of a class in focus (their memberships are weighed again).
+  const narrow = (!complete || focus !== undefined) && !opts.allSeats;
   if (narrow) {
     await run(sql`
       INSERT INTO touched
       SELECT sid FROM p_users UNION SELECT user_sid FROM se
+      ${focus ? sql`
+      UNION
+      SELECT sid FROM ${focus.keys} WHERE kind = 'users'
+      UNION
+      SELECT u.sourced_id FROM ${focus.keys} x
+      JOIN classes c ON c.district_id = ${d} AND c.provider = ${p} AND c.sourced_id = x.sid
+      JOIN enrollments e ON e.class_id = c.id AND e.ended_at IS NULL JOIN users u ON u.id = e.user_id
+      WHERE x.kind = 'classes'` : sql``}
       UNION
       SELECT u.sourced_id FROM classes c
       JOIN enrollments e ON e.class_id = c.id AND e.ended_at IS NULL JOIN users u ON u.id = e.user_id
@@ -258,7 +281,18 @@ export async function planInDb(trx: Trx, snap: SnapshotTables, opts: DbPlanOptio
   // The district's active memberships, by sourcedId. A delta only reaches
   // those of users leaving, classes retiring and pairs it names: every other
   // membership of a live user in a live class stays as it is.
-  const localMemberships = complete
+  const localMemberships = focus
+    // Those of the people and classes in focus, each through an index.
+    ? sql`
+      SELECT e.id, u.sourced_id AS user_sid, c.sourced_id AS class_sid
+      FROM enrollments e JOIN users u ON u.id = e.user_id JOIN classes c ON c.id = e.class_id
+      WHERE e.ended_at IS NULL AND e.id IN (
+        SELECT e1.id FROM ${focus.keys} x JOIN users u1 ON u1.district_id = ${d} AND u1.provider = ${p} AND u1.sourced_id = x.sid
+          JOIN enrollments e1 ON e1.user_id = u1.id AND e1.ended_at IS NULL WHERE x.kind = 'users'
+        UNION
+        SELECT e2.id FROM ${focus.keys} x JOIN classes c2 ON c2.district_id = ${d} AND c2.provider = ${p} AND c2.sourced_id = x.sid
+          JOIN enrollments e2 ON e2.class_id = c2.id AND e2.ended_at IS NULL WHERE x.kind = 'classes')`
+    : complete
     ? sql`
       SELECT e.id, u.sourced_id AS user_sid, c.sourced_id AS class_sid
       FROM enrollments e JOIN users u ON u.id = e.user_id JOIN classes c ON c.id = e.class_id
@@ -322,7 +356,7 @@ export async function planInDb(trx: Trx, snap: SnapshotTables, opts: DbPlanOptio
       (SELECT count(*) FROM p_schools WHERE action = 'retire')::int AS "orgsRetired",
       (SELECT count(*) FROM ${snap.quarantine})::int AS "quarantined",
       (SELECT count(*) FROM ${snap.quarantine} WHERE conflict)::int AS "conflicts",
-      (SELECT count(*) FROM se WHERE NOT known)::int AS "dangling",
+      (${focus ? danglingIn(snap, d, p) : sql`SELECT count(*) FROM se WHERE NOT known`})::int AS "dangling",
       (SELECT count(*) FROM ${snap.users})::int AS "snapshotUsers",
       (SELECT count(*) FROM ${snap.users} WHERE role = 'teacher' AND status <> 'tobedeleted')::int AS "snapshotTeachers",
       (SELECT count(*) FROM ${snap.orgs} WHERE type = 'school' AND status <> 'tobedeleted')::int AS "snapshotSchools",
@@ -363,6 +397,25 @@ export async function planInDb(trx: Trx, snap: SnapshotTables, opts: DbPlanOptio
     conflicts: n('conflicts'),
   };
   return { counts, stats, timings };
+}
+
+/**
+ * The snapshot's memberships that name a user or class neither it nor the
+ * district has (outside the quarantine's reach), counted over the whole
+ * snapshot when the plan itself read only part of it: a join with the
+ * snapshot's own users and classes first, the district's rows only for the
+ * few left over.
+ */
+function danglingIn(snap: SnapshotTables, d: string, p: string): RawBuilder<unknown> {
+  return sql`
+    SELECT count(*) FROM ${snap.enrollments} s
+    LEFT JOIN ${snap.users} su ON su.sourced_id = s.user_sid
+    LEFT JOIN ${snap.classes} sc ON sc.sourced_id = s.class_sid
+    WHERE (su.sourced_id IS NULL OR sc.sourced_id IS NULL)
+      AND ((su.sourced_id IS NULL AND NOT EXISTS (SELECT 1 FROM users lu WHERE lu.district_id = ${d} AND lu.provider = ${p} AND lu.sourced_id = s.user_sid))
+        OR (sc.sourced_id IS NULL AND NOT EXISTS (SELECT 1 FROM classes lc WHERE lc.district_id = ${d} AND lc.provider = ${p} AND lc.sourced_id = s.class_sid)))
+      AND NOT EXISTS (SELECT 1 FROM fz WHERE fz.kind = 'users' AND fz.sid = s.user_sid)
+      AND NOT EXISTS (SELECT 1 FROM fz WHERE fz.kind = 'classes' AND fz.sid = s.class_sid)`;
 }
 
 export type ActiveBefore = Pick<PlanStats, 'activeStudentsBefore' | 'activeTeachersBefore' | 'activeClassesBefore' | 'activeSchoolsBefore' | 'activeEnrollmentsBefore'>;
