@@ -10,6 +10,7 @@ import { prng } from '../fixtures/prng.js';
 import { RosterDistrict } from '../fixtures/district.js';
 import { FakeOneRosterServer } from '../fixtures/oneroster/server.js';
 import { upsertDistrict } from '../src/districts/repository.js';
+import { worthPlanningAsDifference } from '../src/sync/snapshot-mirror.js';
 
 // A district's mirror (src/sync/snapshot-mirror.ts) is the kept stage of its
 // last applied complete snapshot. What must hold: a full sync that uses it
@@ -269,6 +270,8 @@ test('a mirror emptied by a Postgres restart (unlogged tables) or forgotten mid-
   for (const name of await stageTablesOf('lost')) if (name.startsWith(`r${m.run_id.replace(/-/g, '')}_`)) await sql`TRUNCATE ${sql.table(`stage.${name}`)}`.execute(t.ctx.db);
   const { run } = await syncBoth('lost', 'lost-twin');
   expect((await progressOf(run))?.unchanged).toBe(0);
+  // Everything differs from an empty mirror; small as this district is, it is still planned as the difference.
+  expect((await progressOf(run))?.planned).toBe('difference');
   expect((await progressOf(run))?.changed).toBeGreaterThan(150 + 450);
 
   // The mirror replaced while the fetch runs: the rebuild refuses it and the run fetches again without it.
@@ -298,4 +301,11 @@ test('a purge drops the mirror with the stages; the next sync brings the distric
   const run = await syncNow(t.ctx, 'wipe');
   expect((await progressOf(run))?.unchanged).toBeUndefined();
   expect(await outcome('wipe')).toEqual(await outcome('wipe-twin'));
+});
+
+test('a difference is planned as one while it is small or at most a quarter of the snapshot', () => {
+  expect(worthPlanningAsDifference(10_000, 12_000)).toBe(true);
+  expect(worthPlanningAsDifference(10_001, 12_000)).toBe(false);
+  expect(worthPlanningAsDifference(1_772_000, 7_088_000)).toBe(true);
+  expect(worthPlanningAsDifference(1_772_001, 7_088_000)).toBe(false);
 });

@@ -183,18 +183,37 @@ export async function keepAsMirror(trx: Trx, m: { districtId: string; provider: 
 }
 
 /**
+ * A difference this small is always planned as one; a larger one only while
+ * it is at most a quarter of the snapshot. Past that (a mirror lost to a
+ * Postgres restart, a new school year) planning the whole snapshot costs
+ * about the same, and the whole plan's statements are the ones tuned for a
+ * district's every row.
+ */
+const SMALL_DIFFERENCE = 10_000;
+const DIFFERENCE_SHARE = 0.25;
+
+/** Whether `difference` records (staged, plus the mirror's gone) of a snapshot of `records` are planned as a difference. */
+export const worthPlanningAsDifference = (difference: number, records: number): boolean =>
+  difference <= Math.max(SMALL_DIFFERENCE, DIFFERENCE_SHARE * records);
+
+/**
  * Where a staged complete snapshot can be planned as its difference from the
  * mirror (src/reconcile/sql/focus.ts): it was completed from the mirror, which
- * is still the district's, quiet, of the same provider and of the run's day.
- * Read in the plan's transaction, under the district lock. Undefined otherwise.
+ * is still the district's, quiet, of the same provider and of the run's day,
+ * and the difference is small enough to be worth it. Read in the plan's
+ * transaction, under the district lock. Undefined otherwise.
  */
 export async function mirrorDifference(trx: Trx, m: { runId: string; districtId: string; provider: string; asOf: string }): Promise<{ mirrorSeq: number; gone: RawBuilder<unknown> } | undefined> {
-  const batch = await trx.selectFrom('run_stage').select(['seq', 'data']).where('run_id', '=', m.runId).where('kind', '=', 'mirror').executeTakeFirst();
+  const batch = await trx.selectFrom('run_stage').select(['seq', 'data', 'records']).where('run_id', '=', m.runId).where('kind', '=', 'mirror').executeTakeFirst();
   if (!batch?.data) return undefined;
   const mirror = await trx.selectFrom('snapshot_mirrors').select(['run_id', 'quiet', 'as_of', 'provider']).where('district_id', '=', m.districtId).executeTakeFirst();
   if (!mirror || mirror.run_id !== batch.data || !mirror.quiet || mirror.as_of !== m.asOf || mirror.provider !== m.provider) return undefined;
   const { rows: [t] } = await sql<{ present: boolean }>`SELECT to_regclass(${goneTable(m.runId)}) IS NOT NULL AS present`.execute(trx);
   if (!t?.present) return undefined;
+  const { rows: [size] } = await sql<{ staged: number; gone: number }>`
+    SELECT (SELECT COALESCE(sum(records), 0) FROM run_stage WHERE run_id = ${m.runId}::uuid AND kind <> 'mirror')::int AS staged,
+           (SELECT count(*) FROM ${sql.table(goneTable(m.runId))})::int AS gone`.execute(trx);
+  if (!worthPlanningAsDifference((size?.staged ?? 0) + (size?.gone ?? 0), (size?.staged ?? 0) + batch.records)) return undefined;
   return { mirrorSeq: batch.seq, gone: sql.table(goneTable(m.runId)) };
 }
 
