@@ -198,7 +198,11 @@ async function mixedRounds(name: string, provider: Provider, reasons: string[]) 
     () => { const s = pickOf([...d.sections.values()]); s.courseId = s.courseId === d.courses[0]!.id ? d.courses[1]!.id : d.courses[0]!.id; },
     // A class disappears: its memberships end, its members' seats are weighed again.
     () => { if (d.sections.size > 8) d.sections.delete(pickOf([...d.sections.keys()])); },
+    // A class lists someone the users feed never had (a dangling membership), or stops listing one.
+    (r) => { pickOf([...d.sections.values()]).studentIds.push(`ghost-${name}-${r}`); },
+    () => { const s = [...d.sections.values()].find((x) => x.studentIds.some((id) => id.startsWith('ghost-'))); if (s) s.studentIds = s.studentIds.filter((id) => !id.startsWith('ghost-')); },
   ];
+  const dangling: number[] = [];
   for (let round = 1; round <= 4; round += 1) {
     // Each kind of change once, in a shuffled order, and a few more at random.
     const order = changes.map((c) => ({ c, k: rand() })).sort((a, b) => a.k - b.k).map((x) => x.c);
@@ -206,10 +210,14 @@ async function mixedRounds(name: string, provider: Provider, reasons: string[]) 
     d.version += 1;
     const { run } = await syncBoth(id, twin, provider);
     expect((await progressOf(run))?.planned).toBe('difference');
+    dangling.push((run.guard as { danglingEnrollments: number }).danglingEnrollments);
     const c = run.counts;
     // The round did change something (so the comparison means something).
     expect(c.usersCreated + c.usersUpdated + c.usersDeleted + c.enrollmentsAdded + c.enrollmentsEnded).toBeGreaterThan(0);
   }
+  // Dangling memberships came and went: counted from the focus alone (none in the mirror) and from the whole stage.
+  expect(dangling.some((n) => n > 0)).toBe(true);
+  expect(dangling.slice(1).some((n, i) => n !== dangling[i])).toBe(true);
   // Across the rounds, each rule was exercised.
   const { memberships, seats } = await history(id);
   for (const reason of reasons) expect([reason, memberships.some((m) => m.reason === reason)]).toEqual([reason, true]);

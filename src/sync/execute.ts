@@ -180,7 +180,7 @@ export async function reconcileAndApply(ctx: AppContext, district: District, sou
       ? await mirrorDifference(trx, { runId, districtId: district.id, provider: district.provider, asOf: opts.asOf }) : undefined;
     const focused = difference && !await changedRowsHaveCopies(trx, tables, difference.mirrorSeq);
     const merged = focused ? 0 : await mergeDuplicates(trx, tables, opts.asOf);
-    const focus = focused ? await focusOnChanges(trx, tables, difference.mirrorSeq, difference.gone) : undefined;
+    const focus = focused ? await focusOnChanges(trx, tables, difference) : undefined;
     const mergeMs = lap();
     const plan = await planInDb(trx, tables, { districtId: district.id, provider: district.provider, complete: source.complete, asOf: opts.asOf, focus });
     ctx.logger.info({ runId, merged, focused: focus !== undefined, mergeMs, planMs: lap(), steps: plan.timings, ...memory() }, 'plan computed');

@@ -36,13 +36,15 @@ function cleanRecord<T extends object>(record: T): T {
   return record;
 }
 
-/** The ids a record names, for the length check. */
-function idsOf(kind: RecordKind, record: RecordKinds[RecordKind]): string[] {
+/** The first over-long id a record names, if any (no array per record: every record passes here). */
+function tooLongId(kind: RecordKind, record: RecordKinds[RecordKind]): string | undefined {
   if (kind === 'enrollments') {
     const e = record as Enrollment;
-    return [e.userSourcedId, e.classSourcedId];
+    if (e.userSourcedId.length > MAX_SOURCED_ID) return e.userSourcedId;
+    return e.classSourcedId.length > MAX_SOURCED_ID ? e.classSourcedId : undefined;
   }
-  return [(record as { sourcedId: string }).sourcedId];
+  const id = (record as { sourcedId: string }).sourcedId;
+  return id.length > MAX_SOURCED_ID ? id : undefined;
 }
 
 /** A quarantine entry's text echoes the provider: cleaned like any record (a NUL would fail the run's writes). */
@@ -61,7 +63,7 @@ export function prepareBatch(batch: SnapshotBatch): { batch: SnapshotBatch; quar
   const kept: RecordKinds[RecordKind][] = [];
   const quarantined: QuarantinedRecord[] = [];
   for (const raw of batch.records as RecordKinds[RecordKind][]) {
-    const tooLong = idsOf(batch.kind, raw).find((id) => id.length > MAX_SOURCED_ID);
+    const tooLong = tooLongId(batch.kind, raw);
     if (tooLong !== undefined) {
       quarantined.push({ kind: batch.kind, sourcedId: printableId(tooLong), reason: `sourcedId is ${tooLong.length} characters long (at most ${MAX_SOURCED_ID})` });
       continue;

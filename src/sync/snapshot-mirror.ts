@@ -203,7 +203,7 @@ export const worthPlanningAsDifference = (difference: number, records: number): 
  * and the difference is small enough to be worth it. Read in the plan's
  * transaction, under the district lock. Undefined otherwise.
  */
-export async function mirrorDifference(trx: Trx, m: { runId: string; districtId: string; provider: string; asOf: string }): Promise<{ mirrorSeq: number; gone: RawBuilder<unknown> } | undefined> {
+export async function mirrorDifference(trx: Trx, m: { runId: string; districtId: string; provider: string; asOf: string }): Promise<{ mirrorSeq: number; gone: RawBuilder<unknown>; mirrorDangling: number | null } | undefined> {
   const batch = await trx.selectFrom('run_stage').select(['seq', 'data', 'records']).where('run_id', '=', m.runId).where('kind', '=', 'mirror').executeTakeFirst();
   if (!batch?.data) return undefined;
   const mirror = await trx.selectFrom('snapshot_mirrors').select(['run_id', 'quiet', 'as_of', 'provider']).where('district_id', '=', m.districtId).executeTakeFirst();
@@ -214,7 +214,9 @@ export async function mirrorDifference(trx: Trx, m: { runId: string; districtId:
     SELECT (SELECT COALESCE(sum(records), 0) FROM run_stage WHERE run_id = ${m.runId}::uuid AND kind <> 'mirror')::int AS staged,
            (SELECT count(*) FROM ${sql.table(goneTable(m.runId))})::int AS gone`.execute(trx);
   if (!worthPlanningAsDifference((size?.staged ?? 0) + (size?.gone ?? 0), (size?.staged ?? 0) + batch.records)) return undefined;
-  return { mirrorSeq: batch.seq, gone: sql.table(goneTable(m.runId)) };
+  const source = await trx.selectFrom('sync_runs').select('guard').where('id', '=', mirror.run_id).executeTakeFirst();
+  const dangling = (source?.guard as { danglingEnrollments?: unknown } | null)?.danglingEnrollments;
+  return { mirrorSeq: batch.seq, gone: sql.table(goneTable(m.runId)), mirrorDangling: typeof dangling === 'number' ? dangling : null };
 }
 
 /** Something other than the mirror's own apply changed the district: its snapshot no longer proves a resync changes nothing. */

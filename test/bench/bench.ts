@@ -50,6 +50,8 @@ const { values } = parseArgs({
     providers: { type: 'string', default: process.env.BENCH_PROVIDERS || BENCH_PROVIDERS.join(',') },
     // A directory to keep each worker's full log in (one file per provider, size and scenario).
     'worker-logs': { type: 'string' },
+    // A directory for a V8 CPU profile of each worker process (node --cpu-prof): where a scenario's worker time goes.
+    'worker-cpu-prof': { type: 'string' },
     // Leave out the baselines: bare-fetch, raw-copy (comma-separated).
     skip: { type: 'string', default: '' },
   },
@@ -160,7 +162,8 @@ async function checkpoint(ctx: AppContext): Promise<void> {
  */
 async function scenario(ctx: AppContext, districtId: string, logTag: string, control: string, name: string, full = false): Promise<Result> {
   const heap = workerHeapMb ? [`--max-old-space-size=${workerHeapMb}`] : [];
-  const worker = spawn(process.execPath, [...heap, bin, 'worker', '--concurrency', '1'], { env: workerEnv, stdio: ['ignore', 'ignore', 'pipe'] });
+  const prof = values['worker-cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${values['worker-cpu-prof']}`, `--cpu-prof-name=${logTag}-${name.replace(/\W+/g, '-')}.cpuprofile`] : [];
+  const worker = spawn(process.execPath, [...heap, ...prof, bin, 'worker', '--concurrency', '1'], { env: workerEnv, stdio: ['ignore', 'ignore', 'pipe'] });
   const exited = new Promise((resolve) => worker.once('close', resolve));
   const phases: Phases = {};
   const logDir = values['worker-logs'];

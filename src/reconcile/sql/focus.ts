@@ -22,7 +22,10 @@ type Trx = Transaction<Database>;
  * - people one of whose enrollments did (their enrollments-ended rule);
  * - memberships of those people and of those classes.
  * Seats are then settled for the people touched, as a delta's are. The
- * snapshot-wide numbers the guards weigh are still taken from all of S.
+ * snapshot-wide numbers the guards weigh are still taken from all of S, but
+ * for the memberships naming a user or class nobody has: outside the focus
+ * each is so exactly when it was in M, so when M's plan counted none, those
+ * in focus are all there are.
  * test/snapshot-mirror.test.ts checks each kind of change against a twin
  * district planned in full.
  */
@@ -31,6 +34,8 @@ export interface ChangeFocus {
   tables: SnapshotTables;
   /** The keys in focus: (kind, sid) for orgs, academicSessions, courses, classes and users. */
   keys: RawBuilder<unknown>;
+  /** Memberships of the mirror's snapshot naming a user or class neither it nor the district had, as its plan counted them (null: unknown). */
+  mirrorDangling: number | null;
 }
 
 const ENTITY_KINDS = ['orgs', 'academicSessions', 'courses', 'classes', 'users'] as const;
@@ -66,7 +71,8 @@ export async function changedRowsHaveCopies(trx: Trx, snap: SnapshotTables, mirr
  * the changed ones; `gone` (src/sync/snapshot-mirror.ts) holds the keys of
  * the mirror's records S did not bring back unchanged.
  */
-export async function focusOnChanges(trx: Trx, snap: SnapshotTables, mirrorSeq: number, gone: RawBuilder<unknown>): Promise<ChangeFocus> {
+export async function focusOnChanges(trx: Trx, snap: SnapshotTables, m: { mirrorSeq: number; gone: RawBuilder<unknown>; mirrorDangling: number | null }): Promise<ChangeFocus> {
+  const { mirrorSeq, gone } = m;
   const run = (q: RawBuilder<unknown>) => q.execute(trx);
   const changed = (kind: keyof SnapshotTables) => sql`(SELECT * FROM ${snap[kind]} WHERE seq <> ${mirrorSeq})`;
   await run(sql`CREATE TEMP TABLE fx (kind text NOT NULL, sid text NOT NULL, PRIMARY KEY (kind, sid)) ON COMMIT DROP`);
@@ -97,5 +103,5 @@ export async function focusOnChanges(trx: Trx, snap: SnapshotTables, mirrorSeq: 
     WHERE user_sid IN (SELECT sid FROM fx WHERE kind = 'users') OR class_sid IN (SELECT sid FROM fx WHERE kind = 'classes')`);
   tables.enrollments = sql.table('f_enrollments');
   for (const kind of [...ENTITY_KINDS, 'enrollments'] as const) await run(sql`ANALYZE ${tables[kind]}`);
-  return { tables, keys: sql.table('fx') };
+  return { tables, keys: sql.table('fx'), mirrorDangling: m.mirrorDangling };
 }

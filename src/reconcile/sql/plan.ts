@@ -222,9 +222,10 @@ export async function planInDb(trx: Trx, snap: SnapshotTables, opts: DbPlanOptio
         AND (s.begin_date IS NULL OR s.begin_date <= ${asOf} COLLATE "C")) AS cur,
       (su.sourced_id IS NOT NULL OR lu.id IS NOT NULL) AND (sc.sourced_id IS NOT NULL OR lc.id IS NOT NULL) AS known
     FROM ${src.enrollments} s
-    LEFT JOIN ${src.users} su ON su.sourced_id = s.user_sid
+    -- Whether the whole snapshot has the user and the class (a focused plan's enrollments name people outside its focus).
+    LEFT JOIN ${snap.users} su ON su.sourced_id = s.user_sid
     LEFT JOIN users lu ON lu.district_id = ${d} AND lu.provider = ${p} AND lu.sourced_id = s.user_sid
-    LEFT JOIN ${src.classes} sc ON sc.sourced_id = s.class_sid
+    LEFT JOIN ${snap.classes} sc ON sc.sourced_id = s.class_sid
     LEFT JOIN classes lc ON lc.district_id = ${d} AND lc.provider = ${p} AND lc.sourced_id = s.class_sid
     WHERE NOT EXISTS (SELECT 1 FROM fz WHERE fz.kind = 'users' AND fz.sid = s.user_sid)
       AND NOT EXISTS (SELECT 1 FROM fz WHERE fz.kind = 'classes' AND fz.sid = s.class_sid)`);
@@ -356,7 +357,9 @@ export async function planInDb(trx: Trx, snap: SnapshotTables, opts: DbPlanOptio
       (SELECT count(*) FROM p_schools WHERE action = 'retire')::int AS "orgsRetired",
       (SELECT count(*) FROM ${snap.quarantine})::int AS "quarantined",
       (SELECT count(*) FROM ${snap.quarantine} WHERE conflict)::int AS "conflicts",
-      (${focus ? danglingIn(snap, d, p) : sql`SELECT count(*) FROM se WHERE NOT known`})::int AS "dangling",
+      -- A focused plan's memberships are those in focus; outside it, each is known or not exactly as in
+      -- the mirror (focus.ts), so with none dangling there, these are all (else the whole stage is counted).
+      (${focus && focus.mirrorDangling !== 0 ? danglingIn(snap, d, p) : sql`SELECT count(*) FROM se WHERE NOT known`})::int AS "dangling",
       (SELECT count(*) FROM ${snap.users})::int AS "snapshotUsers",
       (SELECT count(*) FROM ${snap.users} WHERE role = 'teacher' AND status <> 'tobedeleted')::int AS "snapshotTeachers",
       (SELECT count(*) FROM ${snap.orgs} WHERE type = 'school' AND status <> 'tobedeleted')::int AS "snapshotSchools",
