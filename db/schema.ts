@@ -123,6 +123,8 @@ export interface SyncRunsTable {
   heartbeat_at: Timestamp | null;
   staged_at: Timestamp | null;
   staged_pages: number | null;
+  /** Whether the fetch that staged the snapshot saw each record key once (null: not known). */
+  staged_keys_distinct: boolean | null;
   finished_at: Timestamp | null;
 }
 

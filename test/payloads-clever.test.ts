@@ -52,6 +52,8 @@ test('multi-role people, district admins, blanks and duplicates map to what they
   // Listed twice in section 1: one membership. Schools in any order: the same schools. School 2 gives the K2 seat.
   expect(first.users[C.student2]).toMatchObject({ role: 'student', schools: [C.school1, C.school2].sort(), classes: [C.section1, C.section2].sort(), products: ['K2', 'READ'] });
   expect(Object.keys(first.enrollments).filter((k) => k === `${C.section1}/${C.student1}`)).toHaveLength(1);
+  // The fetch saw that key twice, so the copies were merged in Postgres rather than skipped.
+  expect((await t.ctx.db.selectFrom('sync_runs').select('staged_keys_distinct').where('id', '=', run.id).executeTakeFirstOrThrow()).staged_keys_distinct).toBe(false);
 
   // Blank section_number falls back to the SIS id; blank school_number to the school's SIS id.
   expect(first.classes[C.section1]).toEqual({ status: 'ACTIVE', school: C.school1, classCode: 'SEC-100', grades: ['9'] });

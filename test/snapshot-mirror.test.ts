@@ -11,6 +11,7 @@ import { RosterDistrict } from '../fixtures/district.js';
 import { FakeOneRosterServer } from '../fixtures/oneroster/server.js';
 import { upsertDistrict } from '../src/districts/repository.js';
 import { worthPlanningAsDifference } from '../src/sync/snapshot-mirror.js';
+import { KeyHashLog } from '../src/sync/record-hash.js';
 
 // A district's mirror (src/sync/snapshot-mirror.ts) is the kept stage of its
 // last applied complete snapshot. What must hold: a full sync that uses it
@@ -65,6 +66,8 @@ const mirrorOf = (districtId: string) => t.ctx.db.selectFrom('snapshot_mirrors')
 const forgetMirror = (districtId: string) => t.ctx.db.deleteFrom('snapshot_mirrors').where('district_id', '=', districtId).execute();
 const progressOf = async (run: RunView) => (await getRun(t.ctx.db, run.id)).progress as { records?: number; unchanged?: number; changed?: number; planned?: string } | null;
 
+const keysDistinct = async (run: RunView) => (await t.ctx.db.selectFrom('sync_runs').select('staged_keys_distinct').where('id', '=', run.id).executeTakeFirstOrThrow()).staged_keys_distinct;
+
 /** Stage tables of the district's runs that still exist. */
 async function stageTablesOf(districtId: string): Promise<string[]> {
   const { rows } = await sql<{ name: string }>`
@@ -95,6 +98,8 @@ test('an unchanged snapshot stages nothing and plans nothing; its run records th
   await addPool(t.ctx, 'same', 'READ', 100);
   const first = await syncNow(t.ctx, 'same');
   expect(first.status).toBe('SUCCEEDED');
+  // A first sync stages every record itself and saw each key once: nothing to merge (src/sync/record-hash.ts KeyHashLog).
+  expect(await keysDistinct(first)).toBe(true);
   const mirror = await mirrorOf('same');
   expect(mirror).toMatchObject({ run_id: first.id, quiet: true });
   const before = await outcome('same');
@@ -103,6 +108,8 @@ test('an unchanged snapshot stages nothing and plans nothing; its run records th
 
   const again = await syncNow(t.ctx, 'same');
   expect(again.status).toBe('SUCCEEDED');
+  // Completed from the mirror, its fetch did not see every key: not known.
+  expect(await keysDistinct(again)).toBeNull();
   const progress = await progressOf(again);
   // Every record fetched was found in the mirror; none was staged or planned.
   expect(progress?.changed).toBe(0);
@@ -316,4 +323,16 @@ test('a difference is planned as one while it is small or at most a quarter of t
   expect(worthPlanningAsDifference(10_001, 12_000)).toBe(false);
   expect(worthPlanningAsDifference(1_772_000, 7_088_000)).toBe(true);
   expect(worthPlanningAsDifference(1_772_001, 7_088_000)).toBe(false);
+});
+
+test('the key log tells a fetch that saw every key once from one that saw a key twice, in any bucket, however it grew', () => {
+  const log = new KeyHashLog();
+  // Spread over every bucket (the top bits), past the first growth of each.
+  const hashes = Array.from({ length: 40_000 }, (_, i) => (BigInt(i) * 0x9e3779b97f4a7c15n) & 0xffffffffffffffffn);
+  for (const h of hashes) log.add(h);
+  expect(log.allDistinct()).toBe(true);
+  const copied = new KeyHashLog();
+  for (const h of hashes) copied.add(h);
+  copied.add(hashes[31_337]!);
+  expect(copied.allDistinct()).toBe(false);
 });

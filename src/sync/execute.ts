@@ -17,7 +17,7 @@ import { failureReason } from './failure-reason.js';
 import { guardRecord } from './run-guard.js';
 import { findMirror, keepAsMirror, loadMirrorHashes, mirrorDifference, MirrorGoneError, rebuildFromMirror, type Mirror } from './snapshot-mirror.js';
 import { changedRowsHaveCopies, focusOnChanges } from '../reconcile/sql/focus.js';
-import type { HashSet } from './record-hash.js';
+import { KeyHashLog, type HashSet } from './record-hash.js';
 import { applyUnchanged } from './unchanged-run.js';
 import { clearStage, countStagedPages, dropStages, resetStage, stageBatch, stageTablesExist } from './stage.js';
 import { BatchCoalescer } from './batch-coalescer.js';
@@ -73,7 +73,7 @@ export async function executeRun(ctx: AppContext, runId: string, hooks: ExecuteH
     // The run records which kind of snapshot it reconciles: complete (absence
     // means departure) or a delta since the last applied run. Decided once, on
     // the first attempt, so a resumed run reconciles what it staged.
-    let { full_snapshot: complete, delta_since: since } = run;
+    let { full_snapshot: complete, delta_since: since, staged_keys_distinct: stagedKeysDistinct } = run;
     const asOf = today(run.started_at ?? new Date());
     // A stage that lost batches (Postgres restarted: its tables are unlogged) is fetched again.
     const stageIntact = run.staged_at !== null && run.staged_pages === await countStagedPages(ctx.db, runId) && await stageTablesExist(ctx.db, runId);
@@ -92,12 +92,16 @@ export async function executeRun(ctx: AppContext, runId: string, hooks: ExecuteH
       log.info({ provider: district.provider, complete, since, maxRecords, mirror: mirror?.runId }, 'fetching roster snapshot');
       const fetchOpts = { full: complete, since: since ?? undefined, maxRecords };
       let pages: number;
+      // Without a mirror every record is staged by the fetch, which can tell
+      // whether any key came twice (with one, copies are looked for in Postgres).
+      let keys = mirror ? undefined : new KeyHashLog();
       try {
-        pages = await fetchIntoStage(ctx, connector, lease, fetchOpts, report, mirror && { districtId: district.id, mirror, log });
+        pages = await fetchIntoStage(ctx, connector, lease, fetchOpts, report, mirror && { districtId: district.id, mirror, log }, keys);
       } catch (err) {
         if (!(err instanceof MirrorGoneError)) throw err;
         log.warn({ err: err.message }, 'fetching again without the mirror');
-        pages = await fetchIntoStage(ctx, connector, lease, fetchOpts, report);
+        keys = new KeyHashLog();
+        pages = await fetchIntoStage(ctx, connector, lease, fetchOpts, report, undefined, keys);
       }
       if (pages === UNCHANGED) {
         await report({ phase: 'apply' });
@@ -110,7 +114,8 @@ export async function executeRun(ctx: AppContext, runId: string, hooks: ExecuteH
         pages = 1;
         await rebuildFromMirror(ctx.db, lease, district.id, mirror!.runId, []);
       }
-      await sealStage(ctx, lease, pages);
+      stagedKeysDistinct = keys ? keys.allDistinct() : null;
+      await sealStage(ctx, lease, pages, stagedKeysDistinct);
     } else {
       log.info({ attempt: run.attempts }, 'snapshot already staged; resuming at reconcile');
     }
@@ -119,7 +124,7 @@ export async function executeRun(ctx: AppContext, runId: string, hooks: ExecuteH
     await report({ phase: 'apply' });
 
     const outcome = await reconcileAndApply(ctx, district, { staged: true, complete }, {
-      lease, asOf, dryRun: run.dry_run, approved: run.approved, createdAt: run.created_at,
+      lease, asOf, dryRun: run.dry_run, approved: run.approved, createdAt: run.created_at, stagedKeysDistinct,
     });
     log.info({ counts: outcome.counts, status: outcome.status }, outcome.status === 'HELD' ? 'run held for review' : run.dry_run ? 'dry run: plan computed, nothing applied' : 'run applied');
     return 'done';
@@ -146,6 +151,8 @@ export interface ApplyOptions {
   approved: boolean;
   /** When the run was created: an approved run must still be the newest snapshot when it applies. */
   createdAt?: Date;
+  /** The fetch saw each record key once: the stage has no copies to merge. */
+  stagedKeysDistinct?: boolean | null;
 }
 
 /** What a run reconciles: its own staged snapshot, or a small one built in memory (ops, sign-in, tests). */
@@ -179,7 +186,7 @@ export async function reconcileAndApply(ctx: AppContext, district: District, sou
     const difference = staged && source.complete
       ? await mirrorDifference(trx, { runId, districtId: district.id, provider: district.provider, asOf: opts.asOf }) : undefined;
     const focused = difference && !await changedRowsHaveCopies(trx, tables, difference.mirrorSeq);
-    const merged = focused ? 0 : await mergeDuplicates(trx, tables, opts.asOf);
+    const merged = focused || (staged && opts.stagedKeysDistinct === true) ? 0 : await mergeDuplicates(trx, tables, opts.asOf);
     const focus = focused ? await focusOnChanges(trx, tables, difference) : undefined;
     const mergeMs = lap();
     const plan = await planInDb(trx, tables, { districtId: district.id, provider: district.provider, complete: source.complete, asOf: opts.asOf, focus });
@@ -259,7 +266,7 @@ const UNCHANGED = -1;
  */
 async function fetchIntoStage(
   ctx: AppContext, connector: Connector, lease: RunLease, opts: { full: boolean; since?: Date; maxRecords: number },
-  report: (p: Progress) => Promise<void>, withMirror?: { districtId: string; mirror: Mirror; log: AppContext['logger'] },
+  report: (p: Progress) => Promise<void>, withMirror?: { districtId: string; mirror: Mirror; log: AppContext['logger'] }, keys?: KeyHashLog,
 ): Promise<number> {
   const { runId } = lease;
   // A half-staged snapshot from a dead attempt cannot be trusted to be whole:
@@ -291,7 +298,7 @@ async function fetchIntoStage(
     await inflight;
     await loading;
     if (stageError !== undefined) throw stageError;
-    inflight = stageBatch(ctx.db, lease, ready, hashes).then((ok) => { if (ok) pagesStaged += 1; }, (err: unknown) => { stageError = err; });
+    inflight = stageBatch(ctx.db, lease, ready, hashes, keys).then((ok) => { if (ok) pagesStaged += 1; }, (err: unknown) => { stageError = err; });
   };
   const settled = async () => {
     await inflight;
@@ -334,10 +341,10 @@ async function fetchIntoStage(
 }
 
 /** Checks what this attempt staged against the ledger and records the stage as whole, for a resumed attempt to trust. */
-async function sealStage(ctx: AppContext, lease: RunLease, pagesStaged: number): Promise<void> {
+async function sealStage(ctx: AppContext, lease: RunLease, pagesStaged: number, keysDistinct: boolean | null): Promise<void> {
   // Pages lost or added by anyone else make the stage untrustworthy.
   const inTable = await countStagedPages(ctx.db, lease.runId);
   if (inTable !== pagesStaged) throw new Error(`the stage holds ${inTable} pages where this attempt staged ${pagesStaged}; fetching again on the next run`);
-  await updateRun(ctx.db, lease, { phase: 'staged', stagedAt: new Date(), stagedPages: pagesStaged });
+  await updateRun(ctx.db, lease, { phase: 'staged', stagedAt: new Date(), stagedPages: pagesStaged, stagedKeysDistinct: keysDistinct });
 }
 

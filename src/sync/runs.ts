@@ -181,7 +181,7 @@ export async function claimRun(db: Db, runId: string, staleMs: number): Promise<
   });
 }
 
-export interface RunPatch { status?: RunStatus; phase?: string; progress?: Record<string, unknown>; counts?: RunCounts; guard?: Record<string, unknown> | null; error?: string | null; stagedAt?: Date; stagedPages?: number; finished?: boolean }
+export interface RunPatch { status?: RunStatus; phase?: string; progress?: Record<string, unknown>; counts?: RunCounts; guard?: Record<string, unknown> | null; error?: string | null; stagedAt?: Date; stagedPages?: number; stagedKeysDistinct?: boolean | null; finished?: boolean }
 
 /**
  * Writes a run's row on behalf of one attempt: only while that attempt is the
@@ -216,6 +216,7 @@ function runPatch(patch: RunPatch) {
     ...(patch.error !== undefined ? { error: patch.error === null ? null : cleanText(patch.error) } : {}),
     ...(patch.stagedAt ? { staged_at: patch.stagedAt } : {}),
     ...(patch.stagedPages !== undefined ? { staged_pages: patch.stagedPages } : {}),
+    ...(patch.stagedKeysDistinct !== undefined ? { staged_keys_distinct: patch.stagedKeysDistinct } : {}),
     ...(patch.finished ? { finished_at: new Date() } : {}),
   };
 }

@@ -8,7 +8,8 @@ import type { SnapshotBatch } from '../../connectors/types.js';
 import { SupersededError, type RunLease } from './runs.js';
 import { prepareBatch } from './record-prep.js';
 import { copyRow, copyStatement, copyText, createStageTablesSql, type StageKind } from './stage-tables.js';
-import { hashText, recordHasher, type HashSet } from './record-hash.js';
+import { hashText, recordHasher, type HashSet, type KeyHashLog } from './record-hash.js';
+import type { Enrollment, RecordKind, RecordKinds } from '../domain/model.js';
 
 // A run's snapshot is staged in Postgres, in typed tables of its own
 // (src/sync/stage-tables.ts), so the fetch and the reconcile are separate
@@ -25,7 +26,7 @@ import { hashText, recordHasher, type HashSet } from './record-hash.js';
  * and not written (src/sync/snapshot-mirror.ts rebuilds it). Returns false
  * when nothing was written (an empty batch, or every record unchanged).
  */
-export async function stageBatch(db: Db, lease: RunLease, incoming: SnapshotBatch, mirror?: HashSet): Promise<boolean> {
+export async function stageBatch(db: Db, lease: RunLease, incoming: SnapshotBatch, mirror?: HashSet, keys?: KeyHashLog): Promise<boolean> {
   const { batch, quarantined } = prepareBatch(incoming);
   const hash = await recordHasher();
   const rowsOf = (kind: StageKind, items: readonly unknown[]) => {
@@ -33,7 +34,9 @@ export async function stageBatch(db: Db, lease: RunLease, incoming: SnapshotBatc
     for (const item of items) {
       const line = copyRow(kind, item);
       const h = hash(kind, line);
-      if (!mirror?.mark(h)) rows.push({ h: hashText(h), line });
+      if (mirror?.mark(h)) continue;
+      rows.push({ h: hashText(h), line });
+      if (keys && kind !== 'quarantine') keys.add(hash(kind, recordKey(kind as RecordKind, item as RecordKinds[RecordKind])));
     }
     return rows;
   };
@@ -50,6 +53,15 @@ export async function stageBatch(db: Db, lease: RunLease, incoming: SnapshotBatc
     await copy('quarantine', held);
     return true;
   });
+}
+
+/** What makes two records copies of one (src/reconcile/sql/snapshot-source.ts merges them): ids are cleaned, so no control character occurs in them. */
+function recordKey(kind: RecordKind, record: RecordKinds[RecordKind]): string {
+  if (kind === 'enrollments') {
+    const e = record as Enrollment;
+    return `${e.userSourcedId}\u001f${e.classSourcedId}`;
+  }
+  return (record as { sourcedId: string }).sourcedId;
 }
 
 /**
