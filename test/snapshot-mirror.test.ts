@@ -12,6 +12,8 @@ import { FakeOneRosterServer } from '../fixtures/oneroster/server.js';
 import { upsertDistrict } from '../src/districts/repository.js';
 import { worthPlanningAsDifference } from '../src/sync/snapshot-mirror.js';
 import { KeyHashLog } from '../src/sync/record-hash.js';
+import { approveRun } from '../jobs/trigger.js';
+import { waitForRun } from '../src/sync/wait.js';
 
 // A district's mirror (src/sync/snapshot-mirror.ts) is the kept stage of its
 // last applied complete snapshot. What must hold: a full sync that uses it
@@ -256,6 +258,53 @@ test('OneRoster full snapshots: the same, with end dates, tobedeleted and disabl
       });
     };
     await mixedRounds('mix-oneroster', { district: own.district, add, full: true }, ['ended', 'class-retired', 'enrollments-ended', 'tobedeleted', 'disabled']);
+  } finally {
+    await own.stop();
+  }
+});
+
+test('a difference the guards hold is reviewed and approved as one, and a dry run of it changes nothing', async () => {
+  const own = await startClever({ seed: 79, schools: 2, students: 100, sections: 10, enrollmentsPerStudent: 2 });
+  try {
+    for (const id of ['held', 'held-twin']) {
+      await addCleverDistrict(t.ctx, id, own);
+      await addPool(t.ctx, id, 'READ', 60);
+    }
+    await syncBoth('held', 'held-twin');
+    // 30 of 100 students leave at once: above the deletion threshold (25).
+    for (const id of [...own.district.students.keys()].slice(0, 30)) own.district.removeStudent(id);
+    own.district.addStudent();
+    const before = await outcome('held');
+
+    const dry = await syncNow(t.ctx, 'held', { dryRun: true });
+    expect(dry.status).toBe('SUCCEEDED');
+    expect((await progressOf(dry))?.planned).toBe('difference');
+    expect(await outcome('held')).toEqual(before);
+    // A dry run leaves the mirror as it was: still quiet, still the last applied snapshot.
+    expect((await mirrorOf('held'))?.quiet).toBe(true);
+
+    const held = await syncNow(t.ctx, 'held');
+    await forgetMirror('held-twin');
+    const twinHeld = await syncNow(t.ctx, 'held-twin');
+    expect([held.status, twinHeld.status]).toEqual(['HELD', 'HELD']);
+    expect((await progressOf(held))?.planned).toBe('difference');
+    expect(held.counts).toEqual(twinHeld.counts);
+    expect(dry.counts).toEqual(held.counts);
+    expect(held.guard).toEqual(twinHeld.guard);
+    expect(await outcome('held')).toEqual(before);
+
+    const approve = async (run: RunView) => waitForRun(t.ctx.db, (await approveRun(t.ctx, run.id)).id, { timeoutMs: 30000, intervalMs: 50 });
+    const [done, twinDone] = [await approve(held), await approve(twinHeld)];
+    expect([done.status, twinDone.status]).toEqual(['SUCCEEDED', 'SUCCEEDED']);
+    expect((await progressOf(done))?.planned).toBe('difference');
+    expect(done.counts).toEqual(twinDone.counts);
+    expect(done.counts.usersDeleted).toBe(30);
+    expect(await outcome('held')).toEqual(await outcome('held-twin'));
+    expect(await history('held')).toEqual(await history('held-twin'));
+    // Approved past the guards: the new mirror is not quiet, so the next resync plans whole.
+    expect(await mirrorOf('held')).toMatchObject({ run_id: done.id, quiet: false });
+    const next = await syncNow(t.ctx, 'held');
+    expect((await progressOf(next))?.planned).toBe('whole');
   } finally {
     await own.stop();
   }
