@@ -6,7 +6,7 @@ import type { Database } from '../../db/schema.js';
 import { poolOf, type Db } from '../../db/connection.js';
 import { HashSet, hashText } from './record-hash.js';
 import type { RunLease } from './runs.js';
-import { STAGE_KINDS, stageColumnList, stageTableName } from './stage-tables.js';
+import { STAGE_KINDS, stageColumnList, stageSideTableName, stageTableName } from './stage-tables.js';
 import { dropStages, inStageBatch } from './stage.js';
 
 // A district's mirror is the kept stage of its last applied complete snapshot
@@ -112,7 +112,7 @@ function copyToSettled(text: string): ReturnType<typeof copyTo> {
 }
 
 /** The keys of the mirror's records a run's fetch did not bring back unchanged (src/reconcile/sql/focus.ts reads them). */
-const goneTable = (runId: string) => `stage.${stageTableName(runId, 'quarantine').replace(/_quarantine$/, '_gone')}`;
+const goneTable = (runId: string) => stageSideTableName(runId, 'gone');
 
 /**
  * Completes a run's stage from the mirror: every mirrored record whose hash is

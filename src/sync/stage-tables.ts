@@ -60,11 +60,22 @@ export const STAGE_COLUMNS: { [K in StageKind]: Column<K extends RecordKind ? im
 
 /** The per-run table name (unquoted): "r<run id without dashes>_<kind>", well under Postgres' 63 characters. */
 export function stageTableName(runId: string, kind: StageKind): string {
+  return `${runPrefix(runId)}_${kind.toLowerCase()}`;
+}
+
+function runPrefix(runId: string): string {
   if (!/^[0-9a-f-]{36}$/i.test(runId)) throw new Error(`internal: not a run id: ${runId}`);
-  return `r${runId.replace(/-/g, '').toLowerCase()}_${kind.toLowerCase()}`;
+  return `r${runId.replace(/-/g, '').toLowerCase()}`;
 }
 
 export const stageTable = (runId: string, kind: StageKind): RawBuilder<unknown> => sql.table(`stage.${stageTableName(runId, kind)}`);
+
+/**
+ * A table kept beside a run's stage ("gone": the keys of the mirror's records
+ * its fetch did not bring back unchanged). Named like the stage's own, so it
+ * is dropped with them (stage.drop_run), but not one of STAGE_KINDS.
+ */
+export const stageSideTableName = (runId: string, name: 'gone'): string => `stage.${runPrefix(runId)}_${name}`;
 
 /**
  * DDL creating one run's stage tables (unlogged: a stage is rebuilt from the

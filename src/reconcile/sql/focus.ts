@@ -61,7 +61,8 @@ export async function changedRowsHaveCopies(trx: Trx, snap: SnapshotTables, mirr
       SELECT EXISTS (SELECT 1 FROM ${table} c JOIN ${table} o ON ${key} AND o.ctid <> c.ctid WHERE c.seq <> ${mirrorSeq}) AS any`.execute(trx);
     if (r?.any) return true;
   }
-  await sql`SET LOCAL enable_nestloop = on`.execute(trx);
+  // Back to the session's setting: the focused plan's small joins go by index.
+  await sql`SET LOCAL enable_nestloop TO DEFAULT`.execute(trx);
   return false;
 }
 
