@@ -310,6 +310,50 @@ test('a difference the guards hold is reviewed and approved as one, and a dry ru
   }
 });
 
+test('a delta or an ops action that changes nothing leaves the mirror quiet; one that changes something, or a pool change, does not', async () => {
+  const auth = { type: 'oauth1' as const, consumerKey: 'ck-quiet', consumerSecret: 'cs-quiet' };
+  const own = new FakeOneRosterServer(new RosterDistrict({ seed: 80, schools: 2, students: 60, sections: 8, enrollmentsPerStudent: 2 }), { version: '1.2', auth });
+  await own.start();
+  try {
+    await upsertDistrict(t.ctx.db, {
+      id: 'quiet', schedule: null,
+      settings: { provider: 'classlink', baseUrl: own.baseUrl, credentials: { consumerKey: auth.consumerKey, consumerSecret: auth.consumerSecret }, pageSize: 40, minRetryDelayMs: 10, timeoutMs: 2000, retries: 4 },
+    });
+    const first = await syncNow(t.ctx, 'quiet');
+    expect(first).toMatchObject({ status: 'SUCCEEDED', full: true });
+    // A delta with nothing new applies an empty plan: the district, and the mirror's claim about it, are as they were.
+    const delta = await syncNow(t.ctx, 'quiet');
+    expect(delta).toMatchObject({ status: 'SUCCEEDED', full: false });
+    expect(await mirrorOf('quiet')).toMatchObject({ run_id: first.id, quiet: true });
+    // So the day's full snapshot is known to change nothing: no stage, no plan.
+    const full = await syncNow(t.ctx, 'quiet', { full: true });
+    expect(full.status).toBe('SUCCEEDED');
+    expect((await progressOf(full))?.changed).toBe(0);
+    expect((await progressOf(full))?.planned).toBeUndefined();
+    expect(Object.values(full.counts).every((n) => n === 0)).toBe(true);
+
+    // A delta that changes someone disturbs it; the next full snapshot is planned whole (and still agrees).
+    own.district.students.get([...own.district.students.keys()][3]!)!.first = 'Changed';
+    own.district.version += 1;
+    const changed = await syncNow(t.ctx, 'quiet');
+    expect(changed).toMatchObject({ status: 'SUCCEEDED', full: false, counts: { usersUpdated: 1 } });
+    expect((await mirrorOf('quiet'))?.quiet).toBe(false);
+    const wholeAgain = await syncNow(t.ctx, 'quiet', { full: true });
+    expect((await progressOf(wholeAgain))?.planned).toBe('whole');
+    expect(Object.values(wholeAgain.counts).every((n) => n === 0)).toBe(true);
+    expect(await mirrorOf('quiet')).toMatchObject({ run_id: wholeAgain.id, quiet: true });
+
+    // A pool set to what it already is moves no seat, but the pools are the district's too.
+    await addPool(t.ctx, 'quiet', 'READ', 10);
+    const quietAgain = await syncNow(t.ctx, 'quiet', { full: true });
+    expect(await mirrorOf('quiet')).toMatchObject({ run_id: quietAgain.id, quiet: true });
+    await addPool(t.ctx, 'quiet', 'READ', 10);
+    expect((await mirrorOf('quiet'))?.quiet).toBe(false);
+  } finally {
+    await own.stop();
+  }
+});
+
 test('after an ops change, a resync of the same snapshot is planned in full, and agrees with a sync without a mirror', async () => {
   await addCleverDistrict(t.ctx, 'ops', server);
   await addCleverDistrict(t.ctx, 'ops-twin', server);

@@ -36,9 +36,14 @@ export async function applyPlan(trx: Trx, scope: ApplyScope): Promise<Record<str
     if (added >= GROWTH_WORTH_ANALYZING) await run(sql`ANALYZE ${sql.table(table)}`);
   };
   const timings: Record<string, number> = {};
-  // Whatever this run is, the district is changing under the mirror (a sync
-  // that keeps its own snapshot as the new mirror says so after this).
-  await disturbMirror(trx, d);
+  // A plan that changes anything changes the district under its mirror (a
+  // sync that keeps its own snapshot as the new mirror says so after this).
+  // An empty one (a delta with nothing new, an ops action already in effect)
+  // leaves the district, and the mirror's claim about it, as they were.
+  const { rows: [planned] } = await sql<{ any: boolean }>`
+    SELECT ${sql.join([...ENTITY_TABLES.map((e) => `p_${e.table}`), 'p_users', 'p_enrollments', 'p_seats']
+      .map((t) => sql`EXISTS (SELECT 1 FROM ${sql.table(t)})`), sql` OR `)} AS any`.execute(trx);
+  if (planned?.any) await disturbMirror(trx, d);
   // The district's own tables keep their full statistics (the plan sampled its temporary ones lightly).
   await run(sql`RESET default_statistics_target`);
   let t0 = performance.now();

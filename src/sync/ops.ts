@@ -4,6 +4,7 @@ import type { PoolScope } from '../licenses/rules.js';
 import type { Snapshot } from '../reconcile/types.js';
 import { applyPlan, planSmallChange } from './apply.js';
 import { lockDistrict, toRunView, type RunTrigger, type RunView } from './runs.js';
+import { disturbMirror } from './snapshot-mirror.js';
 
 /** A delta that changes no roster record: what ops actions reconcile against. */
 function emptyDelta(): Snapshot {
@@ -21,7 +22,11 @@ async function settle(ctx: AppContext, districtId: string, trigger: RunTrigger, 
   const district = await getDistrict(ctx.db, districtId);
   return ctx.db.transaction().execute(async (trx) => {
     await lockDistrict(trx, districtId);
-    await before?.(trx);
+    if (before) {
+      await before(trx);
+      // The district's pools changed, whatever the plan below moves.
+      await disturbMirror(trx, districtId);
+    }
     const startedAt = new Date();
     const scope = { districtId, provider: district.provider };
     const plan = await planSmallChange(trx, scope, emptyDelta(), { asOf: startedAt.toISOString().slice(0, 10), removals, allSeats });
