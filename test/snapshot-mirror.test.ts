@@ -373,14 +373,21 @@ test('a mirror emptied by a Postgres restart (unlogged tables) or forgotten mid-
   await addCleverDistrict(t.ctx, 'lost-twin', server);
   await syncBoth('lost', 'lost-twin');
   server.district.addStudent();
-  // Crash recovery empties unlogged tables: every record is then staged.
+  // Someone leaves too: with the mirror's rows lost, only the whole plan can tell.
+  const leaver = [...server.district.students.keys()][7]!;
+  const left = server.district.removeStudent(leaver);
+  // Crash recovery empties unlogged tables (the mirror's registration, logged, stays quiet): every record is then staged.
   const m = (await mirrorOf('lost'))!;
+  expect(m.quiet).toBe(true);
   for (const name of await stageTablesOf('lost')) if (name.startsWith(`r${m.run_id.replace(/-/g, '')}_`)) await sql`TRUNCATE ${sql.table(`stage.${name}`)}`.execute(t.ctx.db);
   const { run } = await syncBoth('lost', 'lost-twin');
   expect((await progressOf(run))?.unchanged).toBe(0);
-  // Everything differs from an empty mirror; small as this district is, it is still planned as the difference.
-  expect((await progressOf(run))?.planned).toBe('difference');
   expect((await progressOf(run))?.changed).toBeGreaterThan(150 + 450);
+  // The emptied mirror no longer holds what its snapshot had: planned whole, and the leaver left.
+  expect((await progressOf(run))?.planned).toBe('whole');
+  expect(run.counts).toMatchObject({ usersDeleted: 1, usersCreated: 1 });
+  expect((await listUsers(t.ctx.db, 'lost')).find((u) => u.sourcedId === leaver)?.status).toBe('DELETED');
+  server.district.restoreStudent(left.student, left.sectionIds);
 
   // The mirror replaced while the fetch runs: the rebuild refuses it and the run fetches again without it.
   server.district.addStudent();

@@ -184,8 +184,8 @@ export async function keepAsMirror(trx: Trx, m: { districtId: string; provider: 
 
 /**
  * A difference this small is always planned as one; a larger one only while
- * it is at most a quarter of the snapshot. Past that (a mirror lost to a
- * Postgres restart, a new school year) planning the whole snapshot costs
+ * it is at most a quarter of the snapshot. Past that (a new school year, a
+ * provider that re-keyed its records) planning the whole snapshot costs
  * about the same, and the whole plan's statements are the ones tuned for a
  * district's every row.
  */
@@ -200,7 +200,8 @@ export const worthPlanningAsDifference = (difference: number, records: number): 
  * Where a staged complete snapshot can be planned as its difference from the
  * mirror (src/reconcile/sql/focus.ts): it was completed from the mirror, which
  * is still the district's, quiet, of the same provider and of the run's day,
- * and the difference is small enough to be worth it. Read in the plan's
+ * still holds every row of its snapshot, and the difference is small enough
+ * to be worth it. Read in the plan's
  * transaction, under the district lock. Undefined otherwise.
  */
 export async function mirrorDifference(trx: Trx, m: { runId: string; districtId: string; provider: string; asOf: string }): Promise<{ mirrorSeq: number; gone: RawBuilder<unknown>; mirrorDangling: number | null } | undefined> {
@@ -215,7 +216,16 @@ export async function mirrorDifference(trx: Trx, m: { runId: string; districtId:
            (SELECT count(*) FROM ${sql.table(goneTable(m.runId))})::int AS gone`.execute(trx);
   if (!worthPlanningAsDifference((size?.staged ?? 0) + (size?.gone ?? 0), (size?.staged ?? 0) + batch.records)) return undefined;
   const source = await trx.selectFrom('sync_runs').select('guard').where('id', '=', mirror.run_id).executeTakeFirst();
-  const dangling = (source?.guard as { danglingEnrollments?: unknown } | null)?.danglingEnrollments;
+  const recorded = (source?.guard ?? null) as { snapshotRecords?: unknown; quarantined?: unknown; danglingEnrollments?: unknown } | null;
+  // The mirror must still hold every row its snapshot had: what left the
+  // district is known only from the mirror's rows this fetch did not see. A
+  // crash restart empties unlogged tables (so does promoting a standby, or
+  // restoring a base backup) while the mirror's registration, logged, stays
+  // quiet: every row of the mirror is either copied or gone, and their sum
+  // must be the snapshot's size as its own plan counted it.
+  if (typeof recorded?.snapshotRecords !== 'number' || typeof recorded.quarantined !== 'number') return undefined;
+  if (batch.records + (size?.gone ?? 0) !== recorded.snapshotRecords + recorded.quarantined) return undefined;
+  const dangling = recorded.danglingEnrollments;
   return { mirrorSeq: batch.seq, gone: sql.table(goneTable(m.runId)), mirrorDangling: typeof dangling === 'number' ? dangling : null };
 }
 
