@@ -246,17 +246,24 @@ test('Clever: every kind of change, planned as the difference from the mirror, e
   }
 });
 
+/** A OneRoster 1.2 provider of its own (OAuth 1.0a), and a way to register ClassLink districts on it. */
+async function startOneRoster(spec: { seed: number; schools: number; students: number; sections: number; enrollmentsPerStudent: number }) {
+  const auth = { type: 'oauth1' as const, consumerKey: `ck-${spec.seed}`, consumerSecret: `cs-${spec.seed}` };
+  const server = new FakeOneRosterServer(new RosterDistrict(spec), { version: '1.2', auth });
+  await server.start();
+  const add = async (id: string, guard?: { deletionThresholdMin: number; deletionThresholdPct: number; lossThresholdPct: number }) => {
+    await upsertDistrict(t.ctx.db, {
+      id, schedule: null, ...(guard ? { guard } : {}),
+      settings: { provider: 'classlink', baseUrl: server.baseUrl, credentials: { consumerKey: auth.consumerKey, consumerSecret: auth.consumerSecret }, pageSize: 40, minRetryDelayMs: 10, timeoutMs: 2000, retries: 4 },
+    });
+  };
+  return { server, add };
+}
+
 test('OneRoster full snapshots: the same, with end dates, tobedeleted and disabled records on the wire', async () => {
-  const auth = { type: 'oauth1' as const, consumerKey: 'ck-mix', consumerSecret: 'cs-mix' };
-  const own = new FakeOneRosterServer(new RosterDistrict({ seed: 78, schools: 3, students: 120, sections: 15, enrollmentsPerStudent: 3 }), { version: '1.2', auth });
-  await own.start();
+  const { server: own, add: addOneRoster } = await startOneRoster({ seed: 78, schools: 3, students: 120, sections: 15, enrollmentsPerStudent: 3 });
   try {
-    const add = async (id: string) => {
-      await upsertDistrict(t.ctx.db, {
-        id, schedule: null, guard: { deletionThresholdMin: 10_000, deletionThresholdPct: 5, lossThresholdPct: 100 },
-        settings: { provider: 'classlink', baseUrl: own.baseUrl, credentials: { consumerKey: auth.consumerKey, consumerSecret: auth.consumerSecret }, pageSize: 40, minRetryDelayMs: 10, timeoutMs: 2000, retries: 4 },
-      });
-    };
+    const add = (id: string) => addOneRoster(id, { deletionThresholdMin: 10_000, deletionThresholdPct: 5, lossThresholdPct: 100 });
     await mixedRounds('mix-oneroster', { district: own.district, add, full: true }, ['ended', 'class-retired', 'enrollments-ended', 'tobedeleted', 'disabled']);
   } finally {
     await own.stop();
@@ -311,14 +318,9 @@ test('a difference the guards hold is reviewed and approved as one, and a dry ru
 });
 
 test('a delta or an ops action that changes nothing leaves the mirror quiet; one that changes something, or a pool change, does not', async () => {
-  const auth = { type: 'oauth1' as const, consumerKey: 'ck-quiet', consumerSecret: 'cs-quiet' };
-  const own = new FakeOneRosterServer(new RosterDistrict({ seed: 80, schools: 2, students: 60, sections: 8, enrollmentsPerStudent: 2 }), { version: '1.2', auth });
-  await own.start();
+  const { server: own, add } = await startOneRoster({ seed: 80, schools: 2, students: 60, sections: 8, enrollmentsPerStudent: 2 });
   try {
-    await upsertDistrict(t.ctx.db, {
-      id: 'quiet', schedule: null,
-      settings: { provider: 'classlink', baseUrl: own.baseUrl, credentials: { consumerKey: auth.consumerKey, consumerSecret: auth.consumerSecret }, pageSize: 40, minRetryDelayMs: 10, timeoutMs: 2000, retries: 4 },
-    });
+    await add('quiet');
     const first = await syncNow(t.ctx, 'quiet');
     expect(first).toMatchObject({ status: 'SUCCEEDED', full: true });
     // A delta with nothing new applies an empty plan: the district, and the mirror's claim about it, are as they were.
