@@ -99,6 +99,7 @@ export class HashSet {
 }
 
 const LOG_BUCKET_BITS = 4;
+const LOG_BUCKET_SHIFT = BigInt(64 - LOG_BUCKET_BITS);
 
 /**
  * The hashes of the keys a fetch staged (a record's sourcedId; a
@@ -113,7 +114,7 @@ export class KeyHashLog {
   private readonly buckets: { items: BigUint64Array; n: number }[] = Array.from({ length: 1 << LOG_BUCKET_BITS }, () => ({ items: new BigUint64Array(1024), n: 0 }));
 
   add(h: bigint): void {
-    const bucket = this.buckets[Number(h >> BigInt(64 - LOG_BUCKET_BITS))]!;
+    const bucket = this.buckets[Number(h >> LOG_BUCKET_SHIFT)]!;
     if (bucket.n === bucket.items.length) {
       const grown = new BigUint64Array(bucket.items.length * 2);
       grown.set(bucket.items);
