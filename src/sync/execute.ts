@@ -180,10 +180,12 @@ export async function reconcileAndApply(ctx: AppContext, district: District, sou
     let t = performance.now();
     const lap = () => { const ms = Math.round(performance.now() - t); t = performance.now(); return ms; };
     const staged = 'staged' in source;
+    // A staged complete snapshot: planned against the district's mirror, and kept as the next one.
+    const stagedWhole = staged && source.complete;
     const tables = staged ? stagedSnapshot(runId) : await snapshotInTables(trx, source);
     // A complete snapshot completed from a quiet mirror is planned where it
     // differs from it, unless it holds copies to merge (then it is planned whole).
-    const difference = staged && source.complete
+    const difference = stagedWhole
       ? await mirrorDifference(trx, { runId, districtId: district.id, provider: district.provider, asOf: opts.asOf }) : undefined;
     const focused = difference && !await changedRowsHaveCopies(trx, tables, difference.mirrorSeq);
     const merged = focused || (staged && opts.stagedKeysDistinct === true) ? 0 : await mergeDuplicates(trx, tables, opts.asOf);
@@ -193,7 +195,7 @@ export async function reconcileAndApply(ctx: AppContext, district: District, sou
     ctx.logger.info({ runId, merged, focused: focus !== undefined, mergeMs, planMs: lap(), steps: plan.timings, ...memory() }, 'plan computed');
     // How it was planned stays in the run's progress (whatever its outcome):
     // the whole snapshot, or its difference from the mirror.
-    if (staged && source.complete) {
+    if (stagedWhole) {
       await sql`UPDATE sync_runs SET progress = COALESCE(progress, '{}'::jsonb) || jsonb_build_object('planned', ${focus ? 'difference' : 'whole'}::text)
         WHERE id = ${runId}::uuid`.execute(trx);
     }
@@ -220,10 +222,9 @@ export async function reconcileAndApply(ctx: AppContext, district: District, sou
     // full sync stages only what changed against it. Quiet (a resync of the
     // same snapshot is known to plan nothing) unless copies were merged or a
     // person approved it past the guards.
-    const mirrored = staged && source.complete;
-    if (mirrored) await keepAsMirror(trx, { districtId: district.id, provider: district.provider, runId, asOf: opts.asOf, quiet: merged === 0 && !opts.approved });
+    if (stagedWhole) await keepAsMirror(trx, { districtId: district.id, provider: district.provider, runId, asOf: opts.asOf, quiet: merged === 0 && !opts.approved });
     // This run's stage and plan (unless kept), and those of older HELD runs (their snapshot is stale now).
-    await dropStages(trx, sql`SELECT id FROM sync_runs WHERE ${mirrored ? sql`false` : sql`id = ${runId}::uuid`} OR (district_id = ${district.id} AND status = 'HELD'
+    await dropStages(trx, sql`SELECT id FROM sync_runs WHERE ${stagedWhole ? sql`false` : sql`id = ${runId}::uuid`} OR (district_id = ${district.id} AND status = 'HELD'
         AND created_at < (SELECT created_at FROM sync_runs WHERE id = ${runId}::uuid))`);
     ctx.logger.info({ runId, applyMs, applySteps, clearMs: lap() }, 'plan applied');
     return { status: 'SUCCEEDED', ...plan };

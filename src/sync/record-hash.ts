@@ -25,6 +25,26 @@ export async function recordHasher(): Promise<(kind: StageKind, line: string) =>
 /** As Postgres' bigint (signed) in COPY text. */
 export const hashText = (h: bigint): string => BigInt.asIntN(64, h).toString();
 
+/** 64-bit hashes appended off the JS heap, the array doubled as it fills. */
+export class HashList {
+  private items = new BigUint64Array(1024);
+  private n = 0;
+
+  push(h: bigint): void {
+    if (this.n === this.items.length) {
+      const grown = new BigUint64Array(this.items.length * 2);
+      grown.set(this.items);
+      this.items = grown;
+    }
+    this.items[this.n++] = h;
+  }
+
+  /** The hashes pushed, in order (a view of the list's memory). */
+  view(): BigUint64Array {
+    return this.items.subarray(0, this.n);
+  }
+}
+
 const BUCKET_BITS = 20;
 
 /**
@@ -111,22 +131,16 @@ const LOG_BUCKET_SHIFT = BigInt(64 - LOG_BUCKET_BITS);
  * the top bits, so growing one never copies more than a sixteenth.
  */
 export class KeyHashLog {
-  private readonly buckets: { items: BigUint64Array; n: number }[] = Array.from({ length: 1 << LOG_BUCKET_BITS }, () => ({ items: new BigUint64Array(1024), n: 0 }));
+  private readonly buckets = Array.from({ length: 1 << LOG_BUCKET_BITS }, () => new HashList());
 
   add(h: bigint): void {
-    const bucket = this.buckets[Number(h >> LOG_BUCKET_SHIFT)]!;
-    if (bucket.n === bucket.items.length) {
-      const grown = new BigUint64Array(bucket.items.length * 2);
-      grown.set(bucket.items);
-      bucket.items = grown;
-    }
-    bucket.items[bucket.n++] = h;
+    this.buckets[Number(h >> LOG_BUCKET_SHIFT)]!.push(h);
   }
 
   /** Whether every hash added was added once. */
   allDistinct(): boolean {
     for (const b of this.buckets) {
-      const items = b.items.subarray(0, b.n).sort();
+      const items = b.view().sort();
       for (let i = 1; i < items.length; i += 1) if (items[i] === items[i - 1]) return false;
     }
     return true;

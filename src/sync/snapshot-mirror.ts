@@ -4,7 +4,8 @@ import { pipeline } from 'node:stream/promises';
 import { Readable, Writable } from 'node:stream';
 import type { Database } from '../../db/schema.js';
 import { poolOf, type Db } from '../../db/connection.js';
-import { HashSet, hashText } from './record-hash.js';
+import { HashList, HashSet, hashText } from './record-hash.js';
+import type { PlanStats } from '../reconcile/types.js';
 import type { RunLease } from './runs.js';
 import { STAGE_KINDS, stageColumnList, stageSideTableName, stageTableName } from './stage-tables.js';
 import { dropStages, inStageBatch } from './stage.js';
@@ -53,8 +54,7 @@ export async function loadMirrorHashes(db: Db, runId: string): Promise<HashSet> 
   const client = await poolOf(db).connect();
   let broken: Error | undefined;
   try {
-    let out = new BigUint64Array(1 << 16);
-    let n = 0;
+    const out = new HashList();
     let carry: Buffer = Buffer.alloc(0);
     let headerLeft = 19; // PGCOPY signature (11), flags (4), header extension length (4; always 0)
     let ended = false;
@@ -71,12 +71,7 @@ export async function loadMirrorHashes(db: Db, runId: string): Promise<HashSet> 
         while (!ended && buf.length - at >= 2) {
           if (buf.readInt16BE(at) === -1) { ended = true; at = buf.length; break; }
           if (buf.length - at < 14) break;
-          if (n === out.length) {
-            const grown = new BigUint64Array(out.length * 2);
-            grown.set(out);
-            out = grown;
-          }
-          out[n++] = buf.readBigUInt64BE(at + 6);
+          out.push(buf.readBigUInt64BE(at + 6));
           at += 14;
         }
         carry = buf.subarray(at);
@@ -84,7 +79,7 @@ export async function loadMirrorHashes(db: Db, runId: string): Promise<HashSet> 
       },
     });
     await pipeline(client.query(copyToSettled(`COPY (${union}) TO STDOUT (FORMAT binary)`)), sink);
-    return new HashSet(out.subarray(0, n));
+    return new HashSet(out.view());
   } catch (err) {
     broken = err as Error;
     throw err;
@@ -132,22 +127,21 @@ export async function rebuildFromMirror(db: Db, lease: RunLease, districtId: str
     await pipeline(Readable.from(unseenText(unseen)), client.query(copyFrom('COPY mirror_unseen (h) FROM STDIN')));
     await client.query('CREATE INDEX ON mirror_unseen (h)');
     await client.query('ANALYZE mirror_unseen');
+    // No column named h: findMirror counts a stage's tables by theirs.
+    await client.query(`CREATE UNLOGGED TABLE ${goneTable(runId)} (kind text NOT NULL, sid text, user_sid text, q_kind text, ref_users text[], ref_classes text[])`);
     let copied = 0;
     for (const kind of STAGE_KINDS) {
+      const mirrorTable = `stage.${stageTableName(mirrorRunId, kind)}`;
       const cols = stageColumnList(kind);
       const res = await client.query(
         `INSERT INTO stage.${stageTableName(runId, kind)} (seq, h, ${cols})
-         SELECT $1, m.h, ${cols.split(', ').map((c) => `m.${c}`).join(', ')} FROM stage.${stageTableName(mirrorRunId, kind)} m
+         SELECT $1, m.h, ${cols.split(', ').map((c) => `m.${c}`).join(', ')} FROM ${mirrorTable} m
          WHERE m.h IS NOT NULL AND NOT EXISTS (SELECT 1 FROM mirror_unseen u WHERE u.h = m.h)`, [seq]);
       copied += res.rowCount ?? 0;
-    }
-    // No column named h: findMirror counts a stage's tables by theirs.
-    await client.query(`CREATE UNLOGGED TABLE ${goneTable(runId)} (kind text NOT NULL, sid text, user_sid text, q_kind text, ref_users text[], ref_classes text[])`);
-    for (const kind of STAGE_KINDS) {
+      // The rest of the kind's table, read again while it is warm: the keys of what did not come back.
       const key = kind === 'enrollments' ? `NULL, m.user_sid, NULL, NULL, NULL`
         : kind === 'quarantine' ? `m.sourced_id, NULL, m.kind, m.ref_users, m.ref_classes` : `m.sourced_id, NULL, NULL, NULL, NULL`;
-      await client.query(
-        `INSERT INTO ${goneTable(runId)} SELECT $1, ${key} FROM stage.${stageTableName(mirrorRunId, kind)} m JOIN mirror_unseen u ON u.h = m.h`, [kind]);
+      await client.query(`INSERT INTO ${goneTable(runId)} SELECT $1, ${key} FROM ${mirrorTable} m JOIN mirror_unseen u ON u.h = m.h`, [kind]);
     }
     await client.query('UPDATE run_stage SET data = $3 WHERE run_id = $1 AND seq = $2', [runId, seq, mirrorRunId]);
     return copied;
@@ -182,6 +176,26 @@ export async function keepAsMirror(trx: Trx, m: { districtId: string; provider: 
   await trx.deleteFrom('run_plan_items').where('run_id', '=', m.runId).execute();
 }
 
+/** The snapshot-side numbers of a plan, as its run's guard records them: what a snapshot identical to the mirror's has, whatever the district holds now. */
+const SNAPSHOT_STATS = ['snapshotUsers', 'snapshotClasses', 'snapshotEnrollments', 'snapshotTeachers', 'snapshotSchools', 'danglingEnrollments', 'snapshotRecords', 'quarantined', 'conflicts'] as const;
+export type SnapshotStats = Pick<PlanStats, typeof SNAPSHOT_STATS[number]>;
+
+/**
+ * The numbers the mirror's own plan recorded for its snapshot, while
+ * `mirrorRunId` is still the district's mirror, quiet, of this provider and of
+ * the run's day: what both a no-op (src/sync/unchanged-run.ts) and a
+ * difference plan stand on. Read under the district lock. Undefined otherwise
+ * (or when the mirror's run recorded no such numbers).
+ */
+export async function quietMirrorStats(trx: Trx, m: { districtId: string; mirrorRunId: string; provider: string; asOf: string }): Promise<SnapshotStats | undefined> {
+  const mirror = await trx.selectFrom('snapshot_mirrors').select(['run_id', 'quiet', 'as_of', 'provider']).where('district_id', '=', m.districtId).executeTakeFirst();
+  if (!mirror || mirror.run_id !== m.mirrorRunId || !mirror.quiet || mirror.as_of !== m.asOf || mirror.provider !== m.provider) return undefined;
+  const source = await trx.selectFrom('sync_runs').select('guard').where('id', '=', m.mirrorRunId).executeTakeFirst();
+  const recorded = (source?.guard ?? null) as Partial<Record<string, unknown>> | null;
+  if (!recorded || SNAPSHOT_STATS.some((k) => typeof recorded[k] !== 'number')) return undefined;
+  return Object.fromEntries(SNAPSHOT_STATS.map((k) => [k, recorded[k] as number])) as SnapshotStats;
+}
+
 /**
  * A difference this small is always planned as one; a larger one only while
  * it is at most a quarter of the snapshot. Past that (a new school year, a
@@ -201,32 +215,28 @@ export const worthPlanningAsDifference = (difference: number, records: number): 
  * mirror (src/reconcile/sql/focus.ts): it was completed from the mirror, which
  * is still the district's, quiet, of the same provider and of the run's day,
  * still holds every row of its snapshot, and the difference is small enough
- * to be worth it. Read in the plan's
- * transaction, under the district lock. Undefined otherwise.
+ * to be worth it. Read in the plan's transaction, under the district lock.
+ * Undefined otherwise.
  */
-export async function mirrorDifference(trx: Trx, m: { runId: string; districtId: string; provider: string; asOf: string }): Promise<{ mirrorSeq: number; gone: RawBuilder<unknown>; mirrorDangling: number | null } | undefined> {
+export async function mirrorDifference(trx: Trx, m: { runId: string; districtId: string; provider: string; asOf: string }): Promise<{ mirrorSeq: number; gone: RawBuilder<unknown>; mirrorDangling: number } | undefined> {
   const batch = await trx.selectFrom('run_stage').select(['seq', 'data', 'records']).where('run_id', '=', m.runId).where('kind', '=', 'mirror').executeTakeFirst();
   if (!batch?.data) return undefined;
-  const mirror = await trx.selectFrom('snapshot_mirrors').select(['run_id', 'quiet', 'as_of', 'provider']).where('district_id', '=', m.districtId).executeTakeFirst();
-  if (!mirror || mirror.run_id !== batch.data || !mirror.quiet || mirror.as_of !== m.asOf || mirror.provider !== m.provider) return undefined;
+  const recorded = await quietMirrorStats(trx, { districtId: m.districtId, mirrorRunId: batch.data, provider: m.provider, asOf: m.asOf });
+  if (!recorded) return undefined;
   const { rows: [t] } = await sql<{ present: boolean }>`SELECT to_regclass(${goneTable(m.runId)}) IS NOT NULL AS present`.execute(trx);
   if (!t?.present) return undefined;
   const { rows: [size] } = await sql<{ staged: number; gone: number }>`
     SELECT (SELECT COALESCE(sum(records), 0) FROM run_stage WHERE run_id = ${m.runId}::uuid AND kind <> 'mirror')::int AS staged,
            (SELECT count(*) FROM ${sql.table(goneTable(m.runId))})::int AS gone`.execute(trx);
   if (!worthPlanningAsDifference((size?.staged ?? 0) + (size?.gone ?? 0), (size?.staged ?? 0) + batch.records)) return undefined;
-  const source = await trx.selectFrom('sync_runs').select('guard').where('id', '=', mirror.run_id).executeTakeFirst();
-  const recorded = (source?.guard ?? null) as { snapshotRecords?: unknown; quarantined?: unknown; danglingEnrollments?: unknown } | null;
   // The mirror must still hold every row its snapshot had: what left the
   // district is known only from the mirror's rows this fetch did not see. A
   // crash restart empties unlogged tables (so does promoting a standby, or
   // restoring a base backup) while the mirror's registration, logged, stays
   // quiet: every row of the mirror is either copied or gone, and their sum
   // must be the snapshot's size as its own plan counted it.
-  if (typeof recorded?.snapshotRecords !== 'number' || typeof recorded.quarantined !== 'number') return undefined;
   if (batch.records + (size?.gone ?? 0) !== recorded.snapshotRecords + recorded.quarantined) return undefined;
-  const dangling = recorded.danglingEnrollments;
-  return { mirrorSeq: batch.seq, gone: sql.table(goneTable(m.runId)), mirrorDangling: typeof dangling === 'number' ? dangling : null };
+  return { mirrorSeq: batch.seq, gone: sql.table(goneTable(m.runId)), mirrorDangling: recorded.danglingEnrollments };
 }
 
 /** Something other than the mirror's own apply changed the district: its snapshot no longer proves a resync changes nothing. */

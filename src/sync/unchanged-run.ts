@@ -7,12 +7,9 @@ import { activeBefore } from '../reconcile/sql/plan.js';
 import type { PlanStats } from '../reconcile/types.js';
 import { guardRecord } from './run-guard.js';
 import { holdLease, lockDistrict, updateRun, type RunLease } from './runs.js';
-import type { Mirror } from './snapshot-mirror.js';
+import { quietMirrorStats, type Mirror } from './snapshot-mirror.js';
 import { dropStages, clearStage } from './stage.js';
 import { stageTable } from './stage-tables.js';
-
-/** The snapshot-side numbers of a plan: what a snapshot identical to the mirror's has, whatever the district holds now. */
-const SNAPSHOT_STATS = ['snapshotUsers', 'snapshotClasses', 'snapshotEnrollments', 'snapshotTeachers', 'snapshotSchools', 'danglingEnrollments', 'snapshotRecords', 'quarantined', 'conflicts'] as const;
 
 /**
  * A full sync whose snapshot is exactly the district's mirror: every mirrored
@@ -31,14 +28,10 @@ export async function applyUnchanged(ctx: AppContext, district: District, mirror
   return ctx.db.transaction().execute(async (trx) => {
     await lockDistrict(trx, district.id);
     await holdLease(trx, lease);
-    const now = await trx.selectFrom('snapshot_mirrors').select(['run_id', 'quiet', 'as_of', 'provider'])
-      .where('district_id', '=', district.id).executeTakeFirst();
-    if (!now || now.run_id !== mirror.runId || !now.quiet || now.as_of !== opts.asOf || now.provider !== district.provider) return false;
-    const source = await trx.selectFrom('sync_runs').select('guard').where('id', '=', mirror.runId).executeTakeFirst();
-    const recorded = (source?.guard ?? null) as Partial<Record<string, unknown>> | null;
-    if (!recorded || SNAPSHOT_STATS.some((k) => typeof recorded[k] !== 'number')) return false;
+    const recorded = await quietMirrorStats(trx, { districtId: district.id, mirrorRunId: mirror.runId, provider: district.provider, asOf: opts.asOf });
+    if (!recorded) return false;
     const stats: PlanStats = {
-      ...Object.fromEntries(SNAPSHOT_STATS.map((k) => [k, recorded[k] as number])) as Pick<PlanStats, typeof SNAPSHOT_STATS[number]>,
+      ...recorded,
       complete: true,
       ...await activeBefore(trx, district.id, district.provider),
       studentsDeleted: 0, teachersDeleted: 0, classesRetired: 0, schoolsRetired: 0, enrollmentsEnded: 0,

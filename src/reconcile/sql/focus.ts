@@ -34,8 +34,8 @@ export interface ChangeFocus {
   tables: SnapshotTables;
   /** The keys in focus: (kind, sid) for orgs, academicSessions, courses, classes and users. */
   keys: RawBuilder<unknown>;
-  /** Memberships of the mirror's snapshot naming a user or class neither it nor the district had, as its plan counted them (null: unknown). */
-  mirrorDangling: number | null;
+  /** Memberships of the mirror's snapshot naming a user or class neither it nor the district had, as its plan counted them. */
+  mirrorDangling: number;
 }
 
 const ENTITY_KINDS = ['orgs', 'academicSessions', 'courses', 'classes', 'users'] as const;
@@ -72,7 +72,7 @@ export async function changedRowsHaveCopies(trx: Trx, snap: SnapshotTables, mirr
  * the changed ones; `gone` (src/sync/snapshot-mirror.ts) holds the keys of
  * the mirror's records S did not bring back unchanged.
  */
-export async function focusOnChanges(trx: Trx, snap: SnapshotTables, m: { mirrorSeq: number; gone: RawBuilder<unknown>; mirrorDangling: number | null }): Promise<ChangeFocus> {
+export async function focusOnChanges(trx: Trx, snap: SnapshotTables, m: { mirrorSeq: number; gone: RawBuilder<unknown>; mirrorDangling: number }): Promise<ChangeFocus> {
   const { mirrorSeq, gone } = m;
   const run = (q: RawBuilder<unknown>) => q.execute(trx);
   const changed = (kind: keyof SnapshotTables) => sql`(SELECT * FROM ${snap[kind]} WHERE seq <> ${mirrorSeq})`;

@@ -244,19 +244,13 @@ export async function planInDb(trx: Trx, snap: SnapshotTables, opts: DbPlanOptio
     await run(sql`
       INSERT INTO touched
       SELECT sid FROM p_users UNION SELECT user_sid FROM se
-      ${focus ? sql`
-      UNION
-      SELECT sid FROM ${focus.keys} WHERE kind = 'users'
-      UNION
-      SELECT u.sourced_id FROM ${focus.keys} x
-      JOIN classes c ON c.district_id = ${d} AND c.provider = ${p} AND c.sourced_id = x.sid
-      JOIN enrollments e ON e.class_id = c.id AND e.ended_at IS NULL JOIN users u ON u.id = e.user_id
-      WHERE x.kind = 'classes'` : sql``}
+      ${focus ? sql`UNION SELECT sid FROM ${focus.keys} WHERE kind = 'users'` : sql``}
       UNION
       SELECT u.sourced_id FROM classes c
       JOIN enrollments e ON e.class_id = c.id AND e.ended_at IS NULL JOIN users u ON u.id = e.user_id
       WHERE c.district_id = ${d} AND c.provider = ${p}
-        AND (c.sourced_id IN (SELECT sourced_id FROM p_classes) OR c.course_sourced_id IN (SELECT sourced_id FROM p_courses))
+        AND (c.sourced_id IN (SELECT sourced_id FROM p_classes) OR c.course_sourced_id IN (SELECT sourced_id FROM p_courses)
+          ${focus ? sql`OR c.sourced_id IN (SELECT sid FROM ${focus.keys} WHERE kind = 'classes')` : sql``})
       UNION
       SELECT u.sourced_id FROM waitlist w JOIN license_pools lp ON lp.id = w.pool_id JOIN users u ON u.id = w.user_id
       WHERE lp.district_id = ${d}`);
