@@ -1,12 +1,19 @@
 import type { QuarantinedRecord, RecordKind, RecordKinds } from '../src/domain/model.js';
 
+/**
+ * What a batch was made from (connectors/http/page-origin.ts): a connector
+ * sets it only where two batches of equal origin always hold the same records.
+ */
+interface Tagged {
+  origin?: bigint;
+}
 /** One page's worth of canonical records of one kind. */
-export type RecordBatch = { [K in RecordKind]: { kind: K; records: RecordKinds[K][] } }[RecordKind];
+export type RecordBatch = { [K in RecordKind]: { kind: K; records: RecordKinds[K][] } & Tagged }[RecordKind];
 /**
  * What a connector yields: canonical records, or the records of a page it could
  * not read (one bad record never fails the page, let alone the run).
  */
-export type SnapshotBatch = RecordBatch | { kind: 'quarantine'; records: QuarantinedRecord[] };
+export type SnapshotBatch = RecordBatch | ({ kind: 'quarantine'; records: QuarantinedRecord[] } & Tagged);
 
 export interface FetchProgress {
   pages: number;

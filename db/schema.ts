@@ -149,6 +149,15 @@ export interface SnapshotMirrorsTable {
   registered_at: DefaultTimestamp;
 }
 
+/** What a complete fetch made of each page it tagged (db/migrations/009): the rows' content hashes, by the batch's salted origin. */
+export interface PageMemoTable {
+  district_id: string;
+  /** A bigint: read as text. */
+  key: string;
+  /** The rows' hashes, 8 bytes each (little-endian). */
+  hashes: Buffer;
+}
+
 export interface RunPlanItemsTable {
   run_id: string;
   seq: number;
@@ -188,6 +197,7 @@ export interface Database {
   run_stage: RunStageTable;
   run_plan_items: RunPlanItemsTable;
   snapshot_mirrors: SnapshotMirrorsTable;
+  page_memo: PageMemoTable;
   audit_log: AuditLogTable;
   // --- Sign-in (OIDC, issue #9): db/migrations/003_sso.ts ---
   sso_apps: SsoAppsTable;

@@ -1,7 +1,7 @@
 import type { z } from 'zod';
 import type { QuarantinedRecord, RecordKind } from '../../src/domain/model.js';
 import type { ProviderHttpClient } from '../http/client.js';
-import { PaginationError, pagesAhead } from '../http/pages.js';
+import { itemsOf, PaginationError, pagesAhead } from '../http/pages.js';
 import { readRecords, readableId } from '../http/records.js';
 import { ArrayPage, type CanvasCourse, type CanvasEnrollment, type CanvasSection, type CanvasUser } from './wire.js';
 import {
@@ -38,7 +38,7 @@ export function walk<S extends z.ZodType>(
   quarantine: { kind: RecordKind; refs?: (raw: Record<string, unknown>) => QuarantinedRecord['refs'] },
   onPage: (n: number) => void,
 ): AsyncIterable<Checked<z.infer<S>>[]> {
-  return pagesAhead(http.resolve(first), async (url) => {
+  return itemsOf(pagesAhead(http.resolve(first), async (url) => {
     const { body, headers } = await http.getJson(url, ArrayPage);
     if (body.length > PER_PAGE * 2 + 10) {
       throw new PaginationError(`Canvas ${label}: a page held ${body.length} records where ${PER_PAGE} were asked for; refusing a page that large (provider fault)`);
@@ -52,7 +52,7 @@ export function walk<S extends z.ZodType>(
   }, `Canvas ${label}`, {
     // One item per page (its checked records): a cursor that hands back the same records again is a loop.
     idOf: (c) => (c.ok.length ? `${idOf(c.ok[0])}..${idOf(c.ok[c.ok.length - 1])}#${c.ok.length}` : `empty:${(emptyPages += 1)}`),
-  });
+  }));
 }
 
 let emptyPages = 0;

@@ -3,7 +3,8 @@ import type { Logger } from '../../src/logger.js';
 import type { CleverSettings } from '../../src/districts/settings.js';
 import type { QuarantinedRecord, RecordKinds } from '../../src/domain/model.js';
 import { ProviderHttpClient } from '../http/client.js';
-import { pagesAhead, rawId } from '../http/pages.js';
+import { pagesAhead, rawId, type Page } from '../http/pages.js';
+import { batchOrigin } from '../http/page-origin.js';
 import type { Connector, FetchOptions, SnapshotBatch } from '../types.js';
 import { CLEVER_ROLES, mapCourse, mapSchool, mapSection, mapTerm, mapUser, type CleverRole } from './map.js';
 import { readCleverRecords } from './records.js';
@@ -51,52 +52,55 @@ export class CleverConnector implements Connector {
         options.onPage?.({ pages, records, resource });
       }, limit);
 
+    // Each batch is a function of its page alone (the role is in the URL):
+    // tagged with the page's origin, with no context.
     for await (const page of pagesOf('schools', '')) {
-      const r = readCleverRecords('schools', 'orgs', CleverSchool, page);
-      yield* batches('orgs', r.ok.map(mapSchool), r.quarantined);
+      const r = readCleverRecords('schools', 'orgs', CleverSchool, page.items);
+      yield* batches(page, 'orgs', r.ok.map(mapSchool), r.quarantined);
     }
     for await (const page of pagesOf('terms', '')) {
-      const r = readCleverRecords('terms', 'academicSessions', CleverTerm, page);
-      yield* batches('academicSessions', r.ok.map(mapTerm), r.quarantined);
+      const r = readCleverRecords('terms', 'academicSessions', CleverTerm, page.items);
+      yield* batches(page, 'academicSessions', r.ok.map(mapTerm), r.quarantined);
     }
     for await (const page of pagesOf('courses', '')) {
-      const r = readCleverRecords('courses', 'courses', CleverCourse, page);
-      yield* batches('courses', r.ok.map(mapCourse), r.quarantined);
+      const r = readCleverRecords('courses', 'courses', CleverCourse, page.items);
+      yield* batches(page, 'courses', r.ok.map(mapCourse), r.quarantined);
     }
     for await (const page of pagesOf('sections', '')) {
-      const r = readCleverRecords('sections', 'classes', CleverSection, page);
+      const r = readCleverRecords('sections', 'classes', CleverSection, page.items);
       const mapped = r.ok.map(mapSection);
-      yield* batches('classes', mapped.map((m) => m.cls), r.quarantined);
-      yield* batches('enrollments', mapped.flatMap((m) => m.enrollments), []);
+      yield* batches(page, 'classes', mapped.map((m) => m.cls), r.quarantined);
+      // Parts 2 and up: a page's batches are told apart by their part.
+      if (mapped.length) yield { kind: 'enrollments', records: mapped.flatMap((m) => m.enrollments), origin: batchOrigin(page.digest, 0n, 2) } as SnapshotBatch;
     }
     for (const role of Object.keys(CLEVER_ROLES) as CleverRole[]) {
       for await (const page of pagesOf('users', `role=${role}`)) {
-        const r = readCleverRecords(`users?role=${role}`, 'users', CleverUser, page);
+        const r = readCleverRecords(`users?role=${role}`, 'users', CleverUser, page.items);
         const users = [];
         for (const u of r.ok) {
           const mapped = mapUser(u, role);
           if (mapped) users.push(mapped);
           else r.quarantined.push({ kind: 'users', sourcedId: u.id, reason: `users record ${u.id}: listed under role=${role} but has no roles.${role}`, refs: { users: [u.id] } });
         }
-        yield* batches('users', users, r.quarantined);
+        yield* batches(page, 'users', users, r.quarantined);
       }
     }
   }
 
   /** Follows rel=next links (range pagination with starting_after) until none is left. */
-  private paginate(http: ProviderHttpClient, first: string, onPage: (n: number) => void, limit: number): AsyncIterable<unknown[]> {
+  private paginate(http: ProviderHttpClient, first: string, onPage: (n: number) => void, limit: number): AsyncIterable<Page<unknown>> {
     return pagesAhead(first, async (url) => {
-      const { body } = await http.getJson(url, cleverPageEnvelope);
+      const { body, digest } = await http.getJson(url, cleverPageEnvelope);
       const envelope = body as z.infer<typeof cleverPageEnvelope>;
       const items = envelope.data.map((d) => d.data);
       onPage(items.length);
-      return { items, next: envelope.links.find((l) => l.rel === 'next')?.uri };
+      return { items, next: envelope.links.find((l) => l.rel === 'next')?.uri, digest };
     }, 'Clever', { limit, idOf: rawId('id') });
   }
 }
 
-/** A page's records and what of it could not be read. */
-function* batches<K extends keyof RecordKinds>(kind: K, records: RecordKinds[K][], quarantined: QuarantinedRecord[]): Iterable<SnapshotBatch> {
-  if (records.length) yield { kind, records } as SnapshotBatch;
-  if (quarantined.length) yield { kind: 'quarantine', records: quarantined };
+/** A page's records and what of it could not be read, as its parts 0 and 1. */
+function* batches<K extends keyof RecordKinds>(page: Page<unknown>, kind: K, records: RecordKinds[K][], quarantined: QuarantinedRecord[]): Iterable<SnapshotBatch> {
+  if (records.length) yield { kind, records, origin: batchOrigin(page.digest, 0n, 0) } as SnapshotBatch;
+  if (quarantined.length) yield { kind: 'quarantine', records: quarantined, origin: batchOrigin(page.digest, 0n, 1) };
 }

@@ -6,6 +6,7 @@ import pRetry, { AbortError } from 'p-retry';
 import type { z } from 'zod';
 import type { Logger } from '../../src/logger.js';
 import { ProviderError } from './errors.js';
+import { pageDigester } from './page-origin.js';
 
 export interface RawResponse {
   status: number;
@@ -49,6 +50,8 @@ export interface JsonResponse<T> {
   body: T;
   headers: Record<string, string>;
   status: number;
+  /** The page's URL and bytes as 64 bits (connectors/http/page-origin.ts): equal digests, equal pages. */
+  digest: bigint;
 }
 
 const keepAlive = { http: new http.Agent({ keepAlive: true }), https: new https.Agent({ keepAlive: true }) };
@@ -92,9 +95,10 @@ export class ProviderHttpClient {
   }
 
   async getJson<S extends z.ZodType>(pathOrUrl: string, schema: S): Promise<JsonResponse<z.infer<S>>> {
+    const digestOf = await pageDigester();
     return this.withRetries(pathOrUrl, async (url) => {
       const response = await this.send(url, 'application/json');
-      return parseJson(this.options.providerName, response, schema);
+      return { ...parseJson(this.options.providerName, response, schema), digest: digestOf(url, response.body) };
     });
   }
 
@@ -205,7 +209,7 @@ function classify(providerName: string, { status, headers, body, where }: RawRes
 }
 
 /** A 2xx body, parsed once and checked against the page's schema. */
-function parseJson<S extends z.ZodType>(providerName: string, response: RawResponse, schema: S): JsonResponse<z.infer<S>> {
+function parseJson<S extends z.ZodType>(providerName: string, response: RawResponse, schema: S): Omit<JsonResponse<z.infer<S>>, 'digest'> {
   const { status, headers, body, where } = response;
   let parsed: unknown;
   try {

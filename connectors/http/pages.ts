@@ -2,6 +2,16 @@ export interface LoadedPage<T> {
   items: T[];
   /** Where the next page is, if there is one. */
   next?: string;
+  /** The page's digest (JsonResponse.digest), for the origin of the batches made from it. */
+  digest?: bigint;
+}
+
+/** A page as handed on: its items, and its digest when it has one. */
+export type Page<T> = Pick<LoadedPage<T>, 'items' | 'digest'>;
+
+/** The items of each page, for a connector that tags no batch with an origin. */
+export async function* itemsOf<T>(pages: AsyncIterable<Page<T>>): AsyncIterable<T[]> {
+  for await (const page of pages) yield page.items;
 }
 
 export interface PageBounds<T> {
@@ -26,7 +36,7 @@ export const rawId = (field: string) => (item: unknown): string => {
  * a page far beyond the limit asked for stops the walk with an error: a
  * pagination that never ends must not fill the stage.
  */
-export async function* pagesAhead<T>(first: string, load: (url: string) => Promise<LoadedPage<T>>, label: string, bounds: PageBounds<T> = {}): AsyncIterable<T[]> {
+export async function* pagesAhead<T>(first: string, load: (url: string) => Promise<LoadedPage<T>>, label: string, bounds: PageBounds<T> = {}): AsyncIterable<Page<T>> {
   const seen = new Set<string>();
   const start = (url: string) => {
     if (seen.has(url)) throw new PaginationError(`${label} pagination loops back to ${url}`);
@@ -51,6 +61,6 @@ export async function* pagesAhead<T>(first: string, load: (url: string) => Promi
       signatures.add(signature);
     }
     pending = page.next ? start(page.next) : undefined;
-    if (page.items.length) yield page.items;
+    if (page.items.length) yield { items: page.items, digest: page.digest };
   }
 }

@@ -3,7 +3,8 @@ import type { JsonResponse } from '../http/client.js';
 import type { ClassLinkSettings } from '../../src/districts/settings.js';
 import type { QuarantinedRecord, RecordKinds } from '../../src/domain/model.js';
 import { ProviderHttpClient } from '../http/client.js';
-import { pagesAhead, rawId } from '../http/pages.js';
+import { pagesAhead, rawId, type Page } from '../http/pages.js';
+import { batchOrigin, digestOfText, foldDigest } from '../http/page-origin.js';
 import type { Connector, FetchOptions, SnapshotBatch } from '../types.js';
 import { mapClass, mapCourse, mapEnrollment, mapOrg, mapSession, mapUser, OrgTree } from './map.js';
 import { ClientCredentialsToken, oauth1Header } from './oauth.js';
@@ -72,7 +73,7 @@ export class OneRosterConnector implements Connector {
       return (async function* counted() {
         for await (const page of source) {
           pages += 1;
-          records += page.length;
+          records += page.items.length;
           options.onPage?.({ pages, records, resource });
           yield page;
         }
@@ -82,25 +83,33 @@ export class OneRosterConnector implements Connector {
     // Orgs come whole even in a delta (a district has few): classes and users
     // name departments that must roll up to their school.
     const orgTree = new OrgTree();
+    // What a batch's mapping reads besides its page (page-origin.ts): classes
+    // and users the org tree (every orgs page, in order), users the day too
+    // (a role is current or ended as of it). Undefined once an orgs page
+    // has no digest: nothing that reads the tree is tagged then.
+    let orgsDigest: bigint | undefined = 0n;
     for await (const page of pagesOf('orgs', undefined)) {
-      const { ok, quarantined } = readRecords('orgs', OrOrg, page);
+      const { ok, quarantined } = readRecords('orgs', OrOrg, page.items);
       for (const o of ok) orgTree.add(o);
-      yield* batches('orgs', ok.map(mapOrg), quarantined);
+      orgsDigest = page.digest === undefined || orgsDigest === undefined ? undefined : foldDigest(orgsDigest, page.digest);
+      yield* batches(page, 0n, 'orgs', ok.map(mapOrg), quarantined);
     }
+    const tree = orgsDigest;
+    const treeAndDay = tree === undefined ? undefined : foldDigest(tree, digestOfText(asOf));
     for (const resource of ['academicSessions', 'courses', 'classes', 'users', 'enrollments'] as const) {
       for await (const page of pagesOf(resource, filter)) {
         switch (resource) {
-          case 'academicSessions': { const r = readRecords(resource, RESOURCES[resource], page); yield* batches(resource, r.ok.map(mapSession), r.quarantined); break; }
-          case 'courses': { const r = readRecords(resource, RESOURCES[resource], page); yield* batches(resource, r.ok.map(mapCourse), r.quarantined); break; }
-          case 'classes': { const r = readRecords(resource, RESOURCES[resource], page); yield* batches(resource, r.ok.map((c) => mapClass(c, orgTree)), r.quarantined); break; }
-          case 'users': { const r = readRecords(resource, RESOURCES[resource], page); yield* batches(resource, r.ok.map((u) => mapUser(u, asOf, orgTree)), r.quarantined); break; }
-          case 'enrollments': { const r = readRecords(resource, RESOURCES[resource], page); yield* batches(resource, r.ok.map(mapEnrollment), r.quarantined); break; }
+          case 'academicSessions': { const r = readRecords(resource, RESOURCES[resource], page.items); yield* batches(page, 0n, resource, r.ok.map(mapSession), r.quarantined); break; }
+          case 'courses': { const r = readRecords(resource, RESOURCES[resource], page.items); yield* batches(page, 0n, resource, r.ok.map(mapCourse), r.quarantined); break; }
+          case 'classes': { const r = readRecords(resource, RESOURCES[resource], page.items); yield* batches(page, tree, resource, r.ok.map((c) => mapClass(c, orgTree)), r.quarantined); break; }
+          case 'users': { const r = readRecords(resource, RESOURCES[resource], page.items); yield* batches(page, treeAndDay, resource, r.ok.map((u) => mapUser(u, asOf, orgTree)), r.quarantined); break; }
+          case 'enrollments': { const r = readRecords(resource, RESOURCES[resource], page.items); yield* batches(page, 0n, resource, r.ok.map(mapEnrollment), r.quarantined); break; }
         }
       }
     }
   }
 
-  private paginate(http: ProviderHttpClient, resource: Resource, filter: string | undefined): AsyncIterable<unknown[]> {
+  private paginate(http: ProviderHttpClient, resource: Resource, filter: string | undefined): AsyncIterable<Page<unknown>> {
     const limit = this.settings.pageSize ?? DEFAULT_LIMIT;
     // Only the envelope is checked here: records are read one by one (readRecords).
     const pageSchema = pageEnvelope(resource);
@@ -110,7 +119,7 @@ export class OneRosterConnector implements Connector {
       return `/${resource}?${q}`;
     };
     return pagesAhead(query(0), async (url) => {
-      const { body, headers }: JsonResponse<unknown> = await http.getJson(url, pageSchema);
+      const { body, headers, digest }: JsonResponse<unknown> = await http.getJson(url, pageSchema);
       const items = (body as Record<string, unknown[]>)[resource] ?? [];
       const offset = Number(new URL(url, 'http://base').searchParams.get('offset') ?? 0) + items.length;
       const total = headers['x-total-count'] !== undefined ? Number(headers['x-total-count']) : undefined;
@@ -122,14 +131,19 @@ export class OneRosterConnector implements Connector {
       else if (items.length === 0) next = undefined;
       else if (total !== undefined && Number.isFinite(total)) next = offset < total ? query(offset) : undefined;
       else next = items.length < limit ? undefined : query(offset);
-      return { items, next };
+      return { items, next, digest };
     }, `ClassLink ${resource}`, { limit, idOf: rawId('sourcedId') });
   }
 }
 
-/** A page's records (people the platform does not roster left out) and what could not be read. */
-function* batches<K extends keyof RecordKinds>(kind: K, mapped: (RecordKinds[K] | null)[], quarantined: QuarantinedRecord[]): Iterable<SnapshotBatch> {
+/**
+ * A page's records (people the platform does not roster left out) and what
+ * could not be read, as its parts 0 and 1, tagged with the page's origin
+ * under `context` (untagged when the context is unknown).
+ */
+function* batches<K extends keyof RecordKinds>(page: Page<unknown>, context: bigint | undefined, kind: K, mapped: (RecordKinds[K] | null)[], quarantined: QuarantinedRecord[]): Iterable<SnapshotBatch> {
   const records = mapped.filter((r): r is RecordKinds[K] => r !== null);
-  if (records.length) yield { kind, records } as SnapshotBatch;
-  if (quarantined.length) yield { kind: 'quarantine', records: quarantined };
+  const origin = (part: number) => (context === undefined ? undefined : batchOrigin(page.digest, context, part));
+  if (records.length) yield { kind, records, origin: origin(0) } as SnapshotBatch;
+  if (quarantined.length) yield { kind: 'quarantine', records: quarantined, origin: origin(1) };
 }

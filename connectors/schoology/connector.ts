@@ -4,7 +4,7 @@ import type { SchoologySettings } from '../../src/districts/settings.js';
 import type { QuarantinedRecord, RecordKind, Role } from '../../src/domain/model.js';
 import { ProviderHttpClient } from '../http/client.js';
 import { oauth1Header } from '../http/oauth1.js';
-import { pagesAhead } from '../http/pages.js';
+import { itemsOf, pagesAhead } from '../http/pages.js';
 import type { Connector, FetchOptions, SnapshotBatch } from '../types.js';
 import { classifySchoologyResponse, SCHOOLOGY_AUTH_HINT } from './errors.js';
 import { Gatherer } from './gather.js';
@@ -260,7 +260,7 @@ export class SchoologyConnector implements Connector {
   private paginate<T>(http: ProviderHttpClient, path: string, key: string, schema: z.ZodType<T>, limit: number, onPage: (n: number) => void): AsyncIterable<Read<T>[]> {
     const envelope = sgyPage(key);
     const first = `${path}?start=0&limit=${limit}`;
-    return pagesAhead<Read<T>>(first, async (url) => {
+    return itemsOf(pagesAhead<Read<T>>(first, async (url) => {
       const { body } = await http.getJson(url, envelope);
       const rawItems = (body[key] as unknown[] | null | undefined) ?? [];
       const items = rawItems.map((raw): Read<T> => {
@@ -276,6 +276,6 @@ export class SchoologyConnector implements Connector {
         next = `${path}?start=${start + items.length}&limit=${limit}`;
       }
       return { items, next };
-    }, `Schoology ${path}`, { limit, idOf: (r) => (r.ok ? JSON.stringify(r.value).slice(0, 120) : r.id ?? '') });
+    }, `Schoology ${path}`, { limit, idOf: (r) => (r.ok ? JSON.stringify(r.value).slice(0, 120) : r.id ?? '') }));
   }
 }

@@ -11,14 +11,14 @@ import type { SnapshotBatch } from '../../connectors/types.js';
  * sections) is cut into target-sized batches, so no statement grows with a
  * provider's page size.
  */
-export class BatchCoalescer {
-  private readonly pending = new Map<SnapshotBatch['kind'], unknown[]>();
+export class BatchCoalescer<B extends { kind: string; records: readonly unknown[] } = SnapshotBatch> {
+  private readonly pending = new Map<B['kind'], unknown[]>();
 
   constructor(private readonly target: number) {}
 
   /** Adds a batch; returns the batches now ready to stage. */
-  push(batch: SnapshotBatch): SnapshotBatch[] {
-    const ready: SnapshotBatch[] = [];
+  push(batch: B): B[] {
+    const ready: B[] = [];
     const records = batch.records as unknown[];
     for (let i = 0; i < records.length;) {
       let gathered = this.pending.get(batch.kind);
@@ -28,7 +28,7 @@ export class BatchCoalescer {
       for (let k = 0; k < take; k++) gathered.push(records[i + k]);
       i += take;
       if (gathered.length >= this.target) {
-        ready.push({ kind: batch.kind, records: gathered } as SnapshotBatch);
+        ready.push({ kind: batch.kind, records: gathered } as unknown as B);
         this.pending.delete(batch.kind);
       }
     }
@@ -36,8 +36,8 @@ export class BatchCoalescer {
   }
 
   /** Whatever is still gathered, a batch per kind. */
-  flush(): SnapshotBatch[] {
-    const out = [...this.pending].map(([kind, records]) => ({ kind, records }) as SnapshotBatch);
+  flush(): B[] {
+    const out = [...this.pending].map(([kind, records]) => ({ kind, records }) as unknown as B);
     this.pending.clear();
     return out;
   }

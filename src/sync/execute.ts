@@ -17,11 +17,11 @@ import { failureReason } from './failure-reason.js';
 import { guardRecord } from './run-guard.js';
 import { findMirror, keepAsMirror, loadMirrorHashes, mirrorDifference, MirrorGoneError, rebuildFromMirror, type Mirror } from './snapshot-mirror.js';
 import { changedRowsHaveCopies, focusOnChanges } from '../reconcile/sql/focus.js';
-import { KeyHashLog, type HashSet } from './record-hash.js';
+import { KeyHashLog, recordHasher, type HashSet } from './record-hash.js';
+import { loadPageMemo, savePageMemo, type PageMemo } from './page-memo.js';
 import { applyUnchanged } from './unchanged-run.js';
-import { clearStage, countStagedPages, dropStages, resetStage, stageBatch, stageTablesExist } from './stage.js';
+import { clearStage, copyRows, countStagedPages, dropStages, hashBatch, resetStage, stageTablesExist, type RowBatch } from './stage.js';
 import { BatchCoalescer } from './batch-coalescer.js';
-import type { SnapshotBatch } from '../../connectors/types.js';
 
 export interface Progress {
   phase: string;
@@ -31,6 +31,8 @@ export interface Progress {
   /** Records (as mapped, one per account, class or membership) found unchanged in the district's mirror and not staged, and the others. */
   unchanged?: number;
   changed?: number;
+  /** Batches whose records were taken from the mirror by the page they came from, without being read one by one (src/sync/page-memo.ts). */
+  reused?: number;
 }
 
 export interface ExecuteHooks {
@@ -63,7 +65,7 @@ export async function executeRun(ctx: AppContext, runId: string, hooks: ExecuteH
   // and after: how many records came, and how many were unchanged.
   let fetched: Omit<Progress, 'phase'> = {};
   const report = async (p: Progress) => {
-    if (p.phase === 'fetch') fetched = { pages: p.pages, records: p.records, resource: p.resource, unchanged: p.unchanged, changed: p.changed };
+    if (p.phase === 'fetch') fetched = { pages: p.pages, records: p.records, resource: p.resource, unchanged: p.unchanged, changed: p.changed, reused: p.reused };
     await updateRun(ctx.db, lease, { phase: p.phase, progress: { ...fetched, ...p } });
     await hooks.onProgress?.(p);
   };
@@ -96,12 +98,12 @@ export async function executeRun(ctx: AppContext, runId: string, hooks: ExecuteH
       // whether any key came twice (with one, copies are looked for in Postgres).
       let keys = mirror ? undefined : new KeyHashLog();
       try {
-        pages = await fetchIntoStage(ctx, connector, lease, fetchOpts, report, mirror && { districtId: district.id, mirror, log }, keys);
+        pages = await fetchIntoStage(ctx, connector, lease, fetchOpts, report, district, mirror && { mirror, log }, keys);
       } catch (err) {
         if (!(err instanceof MirrorGoneError)) throw err;
         log.warn({ err: err.message }, 'fetching again without the mirror');
         keys = new KeyHashLog();
-        pages = await fetchIntoStage(ctx, connector, lease, fetchOpts, report, undefined, keys);
+        pages = await fetchIntoStage(ctx, connector, lease, fetchOpts, report, district, undefined, keys);
       }
       if (pages === UNCHANGED) {
         await report({ phase: 'apply' });
@@ -263,43 +265,53 @@ const UNCHANGED = -1;
  * Fetches the provider's snapshot into the run's stage; returns the batches
  * staged. With the district's mirror, records it holds unchanged are not
  * staged, and the rest of the stage is rebuilt from it in Postgres; a
- * snapshot identical to the mirror stages nothing and returns UNCHANGED.
+ * snapshot identical to the mirror stages nothing and returns UNCHANGED. A
+ * complete fetch keeps what it made of each tagged page (page-memo.ts): a
+ * page met again whose rows the mirror holds is not read record by record.
  */
 async function fetchIntoStage(
   ctx: AppContext, connector: Connector, lease: RunLease, opts: { full: boolean; since?: Date; maxRecords: number },
-  report: (p: Progress) => Promise<void>, withMirror?: { districtId: string; mirror: Mirror; log: AppContext['logger'] }, keys?: KeyHashLog,
+  report: (p: Progress) => Promise<void>, district: Pick<District, 'id' | 'settings'>,
+  withMirror?: { mirror: Mirror; log: AppContext['logger'] }, keys?: KeyHashLog,
 ): Promise<number> {
   const { runId } = lease;
   // A half-staged snapshot from a dead attempt cannot be trusted to be whole:
   // start over (fenced: a superseded attempt must not wipe a newer one's pages).
   await resetStage(ctx.db, lease);
-  // The mirror's hashes load while the first pages are fetched (one waits on
-  // Postgres, the other on the provider); the first batch to stage waits for them.
+  // The mirror's hashes and the page memo load while the first pages are
+  // fetched (one waits on Postgres, the other on the provider); the first
+  // batch waits for them.
   const loadStarted = performance.now();
   let hashes: HashSet | undefined;
-  const loading = withMirror && loadMirrorHashes(ctx.db, withMirror.mirror.runId).then((set) => {
-    hashes = set;
-    withMirror.log.info({ mirror: withMirror.mirror.runId, records: set.size, ms: Math.round(performance.now() - loadStarted) }, 'mirror loaded');
-  });
+  let memo: PageMemo | undefined;
+  const loading = Promise.all([
+    withMirror && loadMirrorHashes(ctx.db, withMirror.mirror.runId).then((set) => {
+      hashes = set;
+      withMirror.log.info({ mirror: withMirror.mirror.runId, records: set.size, ms: Math.round(performance.now() - loadStarted) }, 'mirror loaded');
+    }),
+    // Only a complete snapshot: a delta's pages are not the snapshot's, and would drop its entries.
+    opts.full && loadPageMemo(ctx.db, district.id, district.settings).then((m) => { memo = m; }),
+  ]);
   // Never left unobserved: a failed load fails the first batch (or the end of the fetch).
-  loading?.catch(() => undefined);
+  loading.catch(() => undefined);
+  const hash = await recordHasher();
   const fetchStarted = performance.now();
   let last = 0;
   let staged = 0;
   let pagesStaged = 0;
   let progress: Progress = { phase: 'fetch', pages: 0, records: 0 };
+  const counted = (p: Progress): Progress => (hashes ? { ...p, unchanged: hashes.matched, changed: hashes.checked - hashes.matched, reused: memo?.reused ?? 0 } : p);
   await report(progress);
   const abort = new AbortController();
-  const coalescer = new BatchCoalescer(STAGE_BATCH_RECORDS);
+  const coalescer = new BatchCoalescer<RowBatch>(STAGE_BATCH_RECORDS);
   // One batch is COPYed while the connector reads the next: the two wait on
   // different servers. A failed COPY is seen before the next one starts.
   let inflight: Promise<void> = Promise.resolve();
   let stageError: unknown;
-  const stage = async (ready: SnapshotBatch) => {
+  const stage = async (ready: RowBatch) => {
     await inflight;
-    await loading;
     if (stageError !== undefined) throw stageError;
-    inflight = stageBatch(ctx.db, lease, ready, hashes, keys).then((ok) => { if (ok) pagesStaged += 1; }, (err: unknown) => { stageError = err; });
+    inflight = copyRows(ctx.db, lease, ready).then((ok) => { if (ok) pagesStaged += 1; }, (err: unknown) => { stageError = err; });
   };
   const settled = async () => {
     await inflight;
@@ -317,10 +329,16 @@ async function fetchIntoStage(
       abort.abort();
       throw new Error(`the provider sent more than ${opts.maxRecords} records, far more than this district holds; stopped before the stage filled (a pagination that never ends?). Nothing was applied`);
     }
-    for (const ready of coalescer.push(batch)) await stage(ready);
+    await loading;
+    const key = memo && batch.origin !== undefined ? memo.key(batch.origin) : undefined;
+    if (key === undefined || !hashes || !memo!.reuse(key, hashes)) {
+      const made = hashBatch(batch, hash, hashes, keys);
+      if (key !== undefined) memo!.remember(key, made.hashes);
+      for (const part of [made.rows, made.held]) for (const ready of coalescer.push(part)) await stage(ready);
+    }
     if (Date.now() - last > 250) {
       last = Date.now();
-      await report(hashes ? { ...progress, unchanged: hashes.matched, changed: hashes.checked - hashes.matched } : progress);
+      await report(counted(progress));
     }
   }
   for (const ready of coalescer.flush()) await stage(ready);
@@ -330,13 +348,14 @@ async function fetchIntoStage(
   }
   await settled();
   await loading;
-  if (hashes) progress = { ...progress, unchanged: hashes.matched, changed: hashes.checked - hashes.matched };
+  progress = counted(progress);
   await report(progress);
   ctx.logger.info({ runId, ms: Math.round(performance.now() - fetchStarted), ...progress }, 'snapshot fetched');
+  if (memo) await savePageMemo(ctx.db, lease, district.id, memo);
   if (!withMirror || !hashes) return pagesStaged;
   if (pagesStaged === 0 && hashes.seenSize === hashes.size) return UNCHANGED;
   const rebuilt = performance.now();
-  const copied = await rebuildFromMirror(ctx.db, lease, withMirror.districtId, withMirror.mirror.runId, hashes.unseen());
+  const copied = await rebuildFromMirror(ctx.db, lease, district.id, withMirror.mirror.runId, hashes.unseen());
   withMirror.log.info({ copied, gone: hashes.size - hashes.seenSize, ms: Math.round(performance.now() - rebuilt) }, 'stage completed from the mirror');
   return pagesStaged + 1;
 }

@@ -93,23 +93,42 @@ export class HashSet {
   /** Whether the set holds `h`; if so, it is marked seen. */
   mark(h: bigint): boolean {
     this.checked += 1;
+    const i = this.indexOf(h);
+    if (i < 0) return false;
+    this.markAt(i);
+    this.matched += 1;
+    return true;
+  }
+
+  /** Whether the set holds every one of `hs`; only if so, all are marked seen (and counted as looked up and found). */
+  markAll(hs: BigUint64Array): boolean {
+    const at = new Int32Array(hs.length);
+    for (let k = 0; k < hs.length; k += 1) if ((at[k] = this.indexOf(hs[k]!)) < 0) return false;
+    for (const i of at) this.markAt(i);
+    this.checked += hs.length;
+    this.matched += hs.length;
+    return true;
+  }
+
+  private markAt(i: number): void {
+    if (this.seen[i] === 0) { this.seen[i] = 1; this.seenCount += 1; }
+  }
+
+  /** Where `h` is in the sorted keys, or -1. */
+  private indexOf(h: bigint): number {
     const hi = Number(h >> 32n);
     const lo = Number(h & 0xffffffffn);
     const b = hi >>> (32 - BUCKET_BITS);
     for (let i = this.start[b]!, end = this.start[b + 1]!; i < end; i += 1) {
       const whi = this.words[2 * i + 1]!;
-      if (whi > hi) return false;
+      if (whi > hi) return -1;
       if (whi === hi) {
         const wlo = this.words[2 * i]!;
-        if (wlo === lo) {
-          if (this.seen[i] === 0) { this.seen[i] = 1; this.seenCount += 1; }
-          this.matched += 1;
-          return true;
-        }
-        if (wlo > lo) return false;
+        if (wlo === lo) return i;
+        if (wlo > lo) return -1;
       }
     }
-    return false;
+    return -1;
   }
 
   /** The hashes not seen (the mirror's records this fetch did not bring back, or brought back changed). */

@@ -244,7 +244,12 @@ export async function disturbMirror(trx: Trx, districtId: string): Promise<void>
   await trx.updateTable('snapshot_mirrors').set({ quiet: false }).where('district_id', '=', districtId).where('quiet', '=', true).execute();
 }
 
-/** Forgets the district's mirror. Its tables are a run's stage: the caller drops them with its other stages (a purge drops every run's). */
+/**
+ * Forgets the district's mirror, and its page memo (src/sync/page-memo.ts:
+ * hashes of the district's records). Its tables are a run's stage: the
+ * caller drops them with its other stages (a purge drops every run's).
+ */
 export async function forgetMirror(trx: Trx, districtId: string): Promise<void> {
   await trx.deleteFrom('snapshot_mirrors').where('district_id', '=', districtId).execute();
+  await trx.deleteFrom('page_memo').where('district_id', '=', districtId).execute();
 }

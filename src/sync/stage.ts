@@ -17,42 +17,75 @@ import type { Enrollment, RecordKind, RecordKinds } from '../domain/model.js';
 // reconciles from the stage, and a HELD run can be approved later from exactly
 // the snapshot that was held. run_stage is the stage's ledger: a row per batch.
 
+/** A record as staged: its COPY line and its content hash (as COPY text). */
+export interface StagedRow { h: string; line: string }
+
+/** Rows of one kind of the stage, ready to COPY. */
+export interface RowBatch { kind: StageKind; records: StagedRow[] }
+
+/** A connector's batch as the stage sees it: its rows to write, and the hashes of all its rows. */
+export interface HashedBatch {
+  rows: RowBatch;
+  /** Rows set aside while preparing it (an over-long id): staged as quarantine. */
+  held: RowBatch;
+  /** The content hash of every row the batch makes (the held ones too), written or found in the mirror. */
+  hashes: BigUint64Array;
+}
+
 /**
- * Stages one batch for the attempt holding the run, by COPY, in a transaction
- * that first locks the run's row in share mode: a newer attempt's claim waits
- * for the batch and then drops the stage with the rest; once superseded,
- * nothing is staged. Each row carries its content hash; with the district's
- * mirror given, a record the mirror already holds is only marked seen there
- * and not written (src/sync/snapshot-mirror.ts rebuilds it). Returns false
- * when nothing was written (an empty batch, or every record unchanged).
+ * Prepares a connector's batch for the stage (record-prep.ts), and hashes
+ * each row. With the district's mirror given, a row the mirror already holds
+ * is only marked seen there and not kept for writing
+ * (src/sync/snapshot-mirror.ts rebuilds it); with a key log, the keys of
+ * the rows kept are logged.
  */
-export async function stageBatch(db: Db, lease: RunLease, incoming: SnapshotBatch, mirror?: HashSet, keys?: KeyHashLog): Promise<boolean> {
+export function hashBatch(incoming: SnapshotBatch, hash: (kind: StageKind, line: string) => bigint, mirror?: HashSet, keys?: KeyHashLog): HashedBatch {
   const { batch, quarantined } = prepareBatch(incoming);
-  const hash = await recordHasher();
-  const rowsOf = (kind: StageKind, items: readonly unknown[]) => {
-    const rows: { h: string; line: string }[] = [];
+  const hashes = new BigUint64Array(batch.records.length + quarantined.length);
+  let n = 0;
+  const rowsOf = (kind: StageKind, items: readonly unknown[]): RowBatch => {
+    const rows: StagedRow[] = [];
     for (const item of items) {
       const line = copyRow(kind, item);
       const h = hash(kind, line);
+      hashes[n++] = h;
       if (mirror?.mark(h)) continue;
       rows.push({ h: hashText(h), line });
       if (keys && kind !== 'quarantine') keys.add(hash(kind, recordKey(kind as RecordKind, item as RecordKinds[RecordKind])));
     }
-    return rows;
+    return { kind, records: rows };
   };
-  const main = rowsOf(batch.kind, batch.records);
-  const held = rowsOf('quarantine', quarantined);
-  const records = main.length + held.length;
+  return { rows: rowsOf(batch.kind, batch.records), held: rowsOf('quarantine', quarantined), hashes };
+}
+
+/**
+ * Writes staged rows for the attempt holding the run, by COPY, as one batch
+ * of the stage (inStageBatch: fenced by the attempt). Returns false when
+ * there was nothing to write.
+ */
+export async function copyRows(db: Db, lease: RunLease, ...parts: RowBatch[]): Promise<boolean> {
+  const records = parts.reduce((n, p) => n + p.records.length, 0);
   if (records === 0) return false;
-  return inStageBatch(db, lease, { kind: batch.kind, records }, async (client, seq) => {
-    const copy = async (kind: StageKind, rows: readonly { h: string; line: string }[]) => {
-      if (rows.length === 0) return;
+  return inStageBatch(db, lease, { kind: parts[0]!.kind, records }, async (client, seq) => {
+    for (const { kind, records: rows } of parts) {
+      if (rows.length === 0) continue;
       await pipeline(Readable.from([copyText(seq, rows)]), client.query(copyFrom(copyStatement(lease.runId, kind))));
-    };
-    await copy(batch.kind, main);
-    await copy('quarantine', held);
+    }
     return true;
   });
+}
+
+/**
+ * Stages one batch for the attempt holding the run, in a transaction that
+ * first locks the run's row in share mode: a newer attempt's claim waits for
+ * the batch and then drops the stage with the rest; once superseded, nothing
+ * is staged. Records the mirror holds are only marked seen there
+ * (hashBatch). Returns false when nothing was written (an empty batch, or
+ * every record unchanged).
+ */
+export async function stageBatch(db: Db, lease: RunLease, incoming: SnapshotBatch, mirror?: HashSet, keys?: KeyHashLog): Promise<boolean> {
+  const { rows, held } = hashBatch(incoming, await recordHasher(), mirror, keys);
+  return copyRows(db, lease, rows, held);
 }
 
 /** What makes two records copies of one (src/reconcile/sql/snapshot-source.ts merges them): ids are cleaned, so no control character occurs in them. */
@@ -70,21 +103,15 @@ function recordKey(kind: RecordKind, record: RecordKinds[RecordKind]): string {
  * drops the stage with the rest; once superseded, nothing is staged), and the
  * batch gets its ledger row in run_stage, whose seq `work` writes its rows
  * under. `records` may be left for `work` to tell (by returning it) when only
- * the writing knows. A connection that failed mid-COPY is not handed to anyone
- * else; one that only failed a check (`clean`) is.
+ * the writing knows. Connections as in inLeasedTransaction.
  */
 export async function inStageBatch<T>(
   db: Db, lease: RunLease, ledger: { kind: string; records?: number },
   work: (client: pg.PoolClient, seq: number) => Promise<T>,
   clean: (err: unknown) => boolean = () => false,
 ): Promise<T> {
-  const { runId, attempt } = lease;
-  const client = await poolOf(db).connect();
-  let broken: Error | undefined;
-  try {
-    await client.query('BEGIN');
-    const holding = await client.query(`SELECT 1 FROM sync_runs WHERE id = $1 AND attempts = $2 AND status = 'RUNNING' FOR SHARE`, [runId, attempt]);
-    if (holding.rowCount === 0) throw new SupersededError(runId, attempt);
+  const { runId } = lease;
+  return inLeasedTransaction(db, lease, async (client) => {
     const { rows } = await client.query<{ seq: number }>(
       `INSERT INTO run_stage (run_id, seq, kind, records, data)
        SELECT $1, COALESCE(max(seq), 0) + 1, $2, $3, NULL FROM run_stage WHERE run_id = $1 RETURNING seq`, [runId, ledger.kind, ledger.records ?? 0]);
@@ -93,6 +120,25 @@ export async function inStageBatch<T>(
     if (ledger.records === undefined && typeof result === 'number') {
       await client.query('UPDATE run_stage SET records = $3 WHERE run_id = $1 AND seq = $2', [runId, seq, result]);
     }
+    return result;
+  }, clean);
+}
+
+/**
+ * Work in a transaction of its own on a client of its own (for COPY), while
+ * the attempt holds the run: its row is locked in share mode first, and once
+ * superseded, nothing is done. A connection that failed mid-COPY is not
+ * handed to anyone else; one that only failed a check (`clean`) is.
+ */
+export async function inLeasedTransaction<T>(db: Db, lease: RunLease, work: (client: pg.PoolClient) => Promise<T>, clean: (err: unknown) => boolean = () => false): Promise<T> {
+  const { runId, attempt } = lease;
+  const client = await poolOf(db).connect();
+  let broken: Error | undefined;
+  try {
+    await client.query('BEGIN');
+    const holding = await client.query(`SELECT 1 FROM sync_runs WHERE id = $1 AND attempts = $2 AND status = 'RUNNING' FOR SHARE`, [runId, attempt]);
+    if (holding.rowCount === 0) throw new SupersededError(runId, attempt);
+    const result = await work(client);
     await client.query('COMMIT');
     return result;
   } catch (err) {

@@ -1,0 +1,24 @@
+import { sql, type Kysely } from 'kysely';
+
+// Issue #11: a resync reads an unchanged provider page for the cost of
+// receiving it. For each batch a complete fetch made from a page (its origin:
+// the page's URL and bytes, and whatever else its mapping read;
+// connectors/http/page-origin.ts), the content hashes of the rows it made.
+// The next fetch that meets the same origin, with every one of those rows
+// still in the district's mirror, marks them seen instead of preparing,
+// writing and hashing the page's records again (src/sync/page-memo.ts).
+// A cache, and checked on every use: unlogged (a crash empties it and the
+// next fetch prepares every page), rewritten by each complete fetch.
+export async function up(db: Kysely<unknown>): Promise<void> {
+  await sql`
+    CREATE UNLOGGED TABLE page_memo (
+      district_id text NOT NULL REFERENCES districts(id) ON DELETE CASCADE,
+      key bigint NOT NULL,
+      hashes bytea NOT NULL,
+      PRIMARY KEY (district_id, key)
+    )`.execute(db);
+}
+
+export async function down(db: Kysely<unknown>): Promise<void> {
+  await sql`DROP TABLE IF EXISTS page_memo`.execute(db);
+}

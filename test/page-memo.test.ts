@@ -1,0 +1,175 @@
+import { sql } from 'kysely';
+import type { FakeCleverServer } from '../fixtures/clever/server.js';
+import { ORG, oneRoster12 } from '../fixtures/payloads/oneroster.js';
+import { listLicenses, listUsers } from '../src/queries.js';
+import { getRun, type RunView } from '../src/sync/runs.js';
+import { upsertDistrict, getDistrict } from '../src/districts/repository.js';
+import type { TestEnv } from './helpers/context.js';
+import { addCleverDistrict, addPool, startClever, syncNow } from './helpers/district.js';
+import { addReplayDistrict, createPayloadEnv, startOneRoster, storedState } from './helpers/payloads.js';
+
+// The page memo (src/sync/page-memo.ts): a complete fetch keeps, for each
+// batch a connector tagged with its origin (the page's URL and bytes, and what
+// else its mapping read), the hashes of the rows it made; a resync meeting
+// the same origin takes those rows from the mirror without reading the page
+// record by record. What must hold: a run that reuses pages ends exactly
+// where a run that reads every page ends, pages that changed are read again,
+// a page whose mapping read something that changed (a OneRoster org tree) is
+// read again though its bytes did not change, and an entry the mirror cannot
+// back is never used.
+
+let t: TestEnv;
+let server: FakeCleverServer;
+
+beforeAll(async () => {
+  t = await createPayloadEnv();
+  t.startWorker();
+  server = await startClever({ seed: 41, schools: 2, students: 150, sections: 12, enrollmentsPerStudent: 3 });
+});
+
+afterAll(async () => {
+  await server.stop();
+  await t.close();
+});
+
+const progressOf = async (run: RunView) => (await getRun(t.ctx.db, run.id)).progress as { reused?: number; unchanged?: number; changed?: number } | null;
+const memoOf = async (districtId: string) => (await t.ctx.db.selectFrom('page_memo').select(['key', 'hashes']).where('district_id', '=', districtId).execute())
+  .map((r) => ({ key: r.key, rows: r.hashes.byteLength / 8 })).sort((a, b) => a.key.localeCompare(b.key));
+
+/** What a sync decides, by sourcedId (account ids differ between districts). */
+async function outcome(districtId: string) {
+  const users = (await listUsers(t.ctx.db, districtId)).map(({ id: _id, ...u }) => u).sort((a, b) => a.sourcedId.localeCompare(b.sourcedId));
+  const licenses = (await listLicenses(t.ctx.db, districtId)).map(({ districtId: _d, ...l }) => l);
+  const { rows: memberships } = await sql<{ u: string; c: string; ended: boolean; reason: string | null }>`
+    SELECT u.sourced_id AS u, c.sourced_id AS c, e.ended_at IS NOT NULL AS ended, e.ended_reason AS reason
+    FROM enrollments e JOIN users u ON u.id = e.user_id JOIN classes c ON c.id = e.class_id
+    WHERE e.district_id = ${districtId} ORDER BY 1, 2, 3, 4`.execute(t.ctx.db);
+  return { users, licenses, memberships };
+}
+
+/** Syncs the district (memo and mirror) and its twin (neither: both forgotten first), and checks they end the same. */
+async function syncBoth(id: string, twin: string): Promise<RunView> {
+  const run = await syncNow(t.ctx, id);
+  await t.ctx.db.deleteFrom('snapshot_mirrors').where('district_id', '=', twin).execute();
+  await t.ctx.db.deleteFrom('page_memo').where('district_id', '=', twin).execute();
+  const twinRun = await syncNow(t.ctx, twin);
+  expect([run.status, run.error]).toEqual(['SUCCEEDED', null]);
+  expect([twinRun.status, twinRun.error]).toEqual(['SUCCEEDED', null]);
+  expect((await progressOf(twinRun))?.reused ?? 0).toBe(0);
+  expect(run.counts).toEqual(twinRun.counts);
+  expect(run.guard).toEqual(twinRun.guard);
+  expect(await outcome(id)).toEqual(await outcome(twin));
+  return run;
+}
+
+test('Clever: a resync reuses every unchanged page, reads the changed ones again, and ends where reading every page ends', async () => {
+  for (const id of ['memo', 'memo-twin']) {
+    await addCleverDistrict(t.ctx, id, server);
+    await addPool(t.ctx, id, 'READ', 100);
+  }
+  await syncBoth('memo', 'memo-twin');
+  // A batch per page of schools, terms, courses, sections (classes, and their memberships), teachers and students (25 a page).
+  const memo = await memoOf('memo');
+  expect(memo.length).toBeGreaterThanOrEqual(1 + 1 + 1 + 2 * 1 + 1 + 6);
+  expect(memo.reduce((n, e) => n + e.rows, 0)).toBeGreaterThan(150 + 450);
+
+  // Nothing changed: every batch is taken from the mirror, none is read.
+  const same = await syncBoth('memo', 'memo-twin');
+  const noop = await progressOf(same);
+  expect(noop?.reused).toBe(memo.length);
+  expect(noop?.changed).toBe(0);
+  expect(Object.values(same.counts).every((n) => n === 0)).toBe(true);
+  expect(await memoOf('memo')).toEqual(memo);
+
+  // One student renamed, one removed: the pages listing them are read again (and the sections listing the removed one).
+  const { district } = server;
+  const [renamed, leaving] = [...district.students.keys()];
+  district.students.get(renamed!)!.first = 'Renamed';
+  district.removeStudent(leaving!);
+  district.version += 1;
+  const churn = await syncBoth('memo', 'memo-twin');
+  expect(churn.counts).toMatchObject({ usersUpdated: 1, usersDeleted: 1 });
+  const progress = await progressOf(churn);
+  expect(progress?.reused).toBeGreaterThan(0);
+  expect(progress?.reused).toBeLessThan(memo.length);
+  expect(progress?.changed).toBeGreaterThan(0);
+  // The memo now describes this snapshot: the pages as they are now, none that is no longer sent.
+  const after = await memoOf('memo');
+  expect(after.length).toBeGreaterThanOrEqual(memo.length - 1);
+  expect(after.filter((e) => !memo.some((m) => m.key === e.key)).length).toBeGreaterThan(0);
+  const again = await syncBoth('memo', 'memo-twin');
+  expect((await progressOf(again))?.reused).toBe(after.length);
+});
+
+test('an entry the mirror cannot back is not used: the page is read, and the outcome is the same', async () => {
+  for (const id of ['stale', 'stale-twin']) await addCleverDistrict(t.ctx, id, server);
+  await syncBoth('stale', 'stale-twin');
+  const memo = await memoOf('stale');
+  // Every entry now names rows no mirror holds (a bad write, or a mirror of another snapshot).
+  await sql`UPDATE page_memo SET hashes = decode(repeat('ab', length(hashes)), 'hex') WHERE district_id = 'stale'`.execute(t.ctx.db);
+  const run = await syncBoth('stale', 'stale-twin');
+  expect((await progressOf(run))?.reused).toBe(0);
+  // Every record was still found in the mirror, one by one: nothing changed.
+  expect((await progressOf(run))?.changed).toBe(0);
+  expect(Object.values(run.counts).every((n) => n === 0)).toBe(true);
+  // Read again, the entries are made again.
+  expect(await memoOf('stale')).toEqual(memo);
+
+  // The mirror emptied under a kept memo (a crash restart empties unlogged tables): no entry can be used either.
+  const { run_id: mirrorRun } = await t.ctx.db.selectFrom('snapshot_mirrors').select('run_id').where('district_id', '=', 'stale').executeTakeFirstOrThrow();
+  const { rows: tables } = await sql<{ name: string }>`
+    SELECT c.relname AS name FROM pg_class c JOIN pg_namespace s ON s.oid = c.relnamespace
+    WHERE s.nspname = 'stage' AND c.relname LIKE ${`r${mirrorRun.replace(/-/g, '')}\\_%`}`.execute(t.ctx.db);
+  for (const { name } of tables) await sql`TRUNCATE stage.${sql.table(name)}`.execute(t.ctx.db);
+  const { district } = server;
+  district.students.get([...district.students.keys()][3]!)!.first = 'After the crash';
+  district.version += 1;
+  const recovered = await syncBoth('stale', 'stale-twin');
+  expect((await progressOf(recovered))?.reused).toBe(0);
+  expect(recovered.counts).toMatchObject({ usersUpdated: 1, usersDeleted: 0 });
+});
+
+test('entries are salted with the district\'s settings: other settings never meet them', async () => {
+  await addCleverDistrict(t.ctx, 'salted', server);
+  await syncNow(t.ctx, 'salted');
+  const before = await memoOf('salted');
+  expect((await progressOf(await syncNow(t.ctx, 'salted')))?.reused).toBe(before.length);
+  // Same pages (same page size), another timeout: every entry is made again under the new salt.
+  const d = await getDistrict(t.ctx.db, 'salted');
+  await upsertDistrict(t.ctx.db, { id: 'salted', schedule: null, settings: { ...d.settings, timeoutMs: 2500 } as typeof d.settings });
+  const run = await syncNow(t.ctx, 'salted');
+  expect(run.status).toBe('SUCCEEDED');
+  expect((await progressOf(run))?.reused).toBe(0);
+  const after = await memoOf('salted');
+  expect(after.map((e) => e.rows)).toEqual(expect.arrayContaining(before.map((e) => e.rows)));
+  expect(after.some((e) => before.some((b) => b.key === e.key))).toBe(false);
+});
+
+test('OneRoster: a class page whose bytes did not change is read again when the org tree it rolls up to changed', async () => {
+  const today = new Date().toISOString().slice(0, 10);
+  const payload = oneRoster12(today);
+  const or = await startOneRoster('1.2', payload, { maxPage: 3 });
+  try {
+    await addReplayDistrict(t.ctx.db, 'memo-or', or);
+    const first = await syncNow(t.ctx, 'memo-or', { full: true });
+    expect(first.status).toBe('SUCCEEDED');
+    expect((await storedState(t.ctx.db, 'memo-or')).classes['class-bio']).toMatchObject({ school: ORG.schoolA });
+    const same = await syncNow(t.ctx, 'memo-or', { full: true });
+    // All but one: the page listing usr-readded's membership twice. Its two
+    // records are merged into one row in Postgres, so the mirror lacks the
+    // rows the page makes, and that page is always read.
+    expect((await progressOf(same))?.reused).toBe((await memoOf('memo-or')).length - 1);
+
+    // The science department moves to school B: only the orgs pages' bytes change.
+    const dept = (payload.orgs as { sourcedId: string; parent: { sourcedId: string; href: string } }[]).find((o) => o.sourcedId === ORG.department)!;
+    dept.parent = { ...dept.parent, sourcedId: ORG.schoolB, href: dept.parent.href.replace(ORG.schoolA, ORG.schoolB) };
+    const moved = await syncNow(t.ctx, 'memo-or', { full: true });
+    expect(moved.status).toBe('SUCCEEDED');
+    // Its class now belongs to school B, as a first sync of this payload would say.
+    expect((await storedState(t.ctx.db, 'memo-or')).classes['class-bio']).toMatchObject({ school: ORG.schoolB });
+    // Pages whose mapping reads no org (sessions, courses, enrollments) were still reused.
+    expect((await progressOf(moved))?.reused).toBeGreaterThan(0);
+  } finally {
+    await or.stop();
+  }
+});
