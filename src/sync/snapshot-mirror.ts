@@ -96,7 +96,7 @@ export async function loadMirrorHashes(db: Db, runId: string): Promise<HashSet> 
  * outlives the copy and keeps a CLI process that ran the sync itself from
  * exiting. The workaround is the one given in that issue.
  */
-function copyToSettled(text: string): ReturnType<typeof copyTo> {
+export function copyToSettled(text: string): ReturnType<typeof copyTo> {
   const stream = copyTo(text) as ReturnType<typeof copyTo> & { callback?: (err?: Error) => void; handleError(e: Error): void; handleReadyForQuery(): void };
   stream.callback = () => undefined;
   const handleError = stream.handleError.bind(stream);
