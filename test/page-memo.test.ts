@@ -7,6 +7,8 @@ import { upsertDistrict, getDistrict } from '../src/districts/repository.js';
 import type { TestEnv } from './helpers/context.js';
 import { addCleverDistrict, addPool, startClever, syncNow } from './helpers/district.js';
 import { addReplayDistrict, createPayloadEnv, startOneRoster, storedState } from './helpers/payloads.js';
+import { loadPageMemo } from '../src/sync/page-memo.js';
+import { HashSet } from '../src/sync/record-hash.js';
 
 // The page memo (src/sync/page-memo.ts): a complete fetch keeps, for each
 // batch a connector tagged with its origin (the page's URL and bytes, and what
@@ -172,4 +174,26 @@ test('OneRoster: a class page whose bytes did not change is read again when the 
   } finally {
     await or.stop();
   }
+});
+
+test('a memo of large entries loads whole: entries spanning many COPY chunks come back row for row', async () => {
+  await addCleverDistrict(t.ctx, 'memo-big', server);
+  // Three entries of 70,000 rows (560 kB each), and one empty; hashes drawn so that no two are equal.
+  const entries = [1n, 2n, (1n << 63n) + 5n].map((key, e) => ({ key, hashes: BigUint64Array.from({ length: 70_000 }, (_, i) => BigInt(e * 1_000_000 + i + 1) * 0x9e3779b97f4a7c15n & ((1n << 64n) - 1n)) }));
+  entries.push({ key: 4n, hashes: new BigUint64Array(0) });
+  for (const { key, hashes } of entries) {
+    await sql`INSERT INTO page_memo (district_id, key, hashes) VALUES ('memo-big', ${BigInt.asIntN(64, key).toString()}::bigint, ${Buffer.from(hashes.buffer)})`.execute(t.ctx.db);
+  }
+  const d = await getDistrict(t.ctx.db, 'memo-big');
+  const memo = (await loadPageMemo(t.ctx.db, 'memo-big', d.settings))!;
+  // Every entry is found by its key and names exactly its rows: each marks its own 70,000 in a set of all of them.
+  const everything = new HashSet(BigUint64Array.from(entries.flatMap((e) => [...e.hashes])));
+  for (const [n, { key }] of entries.entries()) {
+    expect(memo.reuse(key, everything)).toBe(true);
+    expect(everything.seenSize).toBe(Math.min(n + 1, 3) * 70_000);
+  }
+  expect(memo.reused).toBe(4);
+  // A key it does not hold, and an entry the set cannot back, are not reused.
+  expect(memo.reuse(5n, everything)).toBe(false);
+  expect(memo.reuse(1n, new HashSet(entries[0]!.hashes.slice(1)))).toBe(false);
 });

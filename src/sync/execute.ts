@@ -22,6 +22,7 @@ import { loadPageMemo, savePageMemo, type PageMemo } from './page-memo.js';
 import { applyUnchanged } from './unchanged-run.js';
 import { clearStage, copyRows, countStagedPages, dropStages, hashBatch, resetStage, stageTablesExist, type RowBatch } from './stage.js';
 import { BatchCoalescer } from './batch-coalescer.js';
+import type { SnapshotBatch } from '../../connectors/types.js';
 
 export interface Progress {
   phase: string;
@@ -332,9 +333,17 @@ async function fetchIntoStage(
     await loading;
     const key = memo && batch.origin !== undefined ? memo.key(batch.origin) : undefined;
     if (key === undefined || !hashes || !memo!.reuse(key, hashes)) {
-      const made = hashBatch(batch, hash, hashes, keys);
-      if (key !== undefined) memo!.remember(key, made.hashes);
-      for (const part of [made.rows, made.held]) for (const ready of coalescer.push(part)) await stage(ready);
+      // A staging batch's worth at a time, each while the previous one is
+      // COPYed: a Clever page of sections makes 150,000 memberships, whose
+      // COPY lines need not all exist at once.
+      const made: BigUint64Array[] = [];
+      for (let from = 0; from < batch.records.length; from += STAGE_BATCH_RECORDS) {
+        const slice = { kind: batch.kind, records: batch.records.slice(from, from + STAGE_BATCH_RECORDS) } as SnapshotBatch;
+        const part = hashBatch(slice, hash, hashes, keys);
+        made.push(part.hashes);
+        for (const rows of [part.rows, part.held]) for (const ready of coalescer.push(rows)) await stage(ready);
+      }
+      if (key !== undefined) memo!.remember(key, joined(made));
     }
     if (Date.now() - last > 250) {
       last = Date.now();
@@ -358,6 +367,15 @@ async function fetchIntoStage(
   const copied = await rebuildFromMirror(ctx.db, lease, district.id, withMirror.mirror.runId, hashes.unseen());
   withMirror.log.info({ copied, gone: hashes.size - hashes.seenSize, ms: Math.round(performance.now() - rebuilt) }, 'stage completed from the mirror');
   return pagesStaged + 1;
+}
+
+/** Hash arrays end to end, in one. */
+function joined(parts: readonly BigUint64Array[]): BigUint64Array {
+  if (parts.length === 1) return parts[0]!;
+  const out = new BigUint64Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) { out.set(p, at); at += p.length; }
+  return out;
 }
 
 /** Checks what this attempt staged against the ledger and records the stage as whole, for a resumed attempt to trust. */
