@@ -343,7 +343,7 @@ async function fetchIntoStage(
         made.push(part.hashes);
         for (const rows of [part.rows, part.held]) for (const ready of coalescer.push(rows)) await stage(ready);
       }
-      if (key !== undefined) memo!.remember(key, joined(made));
+      if (key !== undefined) await memo!.remember(key, joined(made));
     }
     if (Date.now() - last > 250) {
       last = Date.now();

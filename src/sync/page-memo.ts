@@ -1,9 +1,9 @@
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Readable, Writable } from 'node:stream';
+import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { from as copyFrom } from 'pg-copy-streams';
+import { sql } from 'kysely';
 import xxhash from 'xxhash-wasm';
 import { poolOf, type Db } from '../../db/connection.js';
 import { mix64 } from '../../connectors/http/page-origin.js';
@@ -68,12 +68,19 @@ async function saltFor(settings: object): Promise<bigint | undefined> {
   return h64(`${digest}\n${JSON.stringify(rest)}`);
 }
 
-/** A fetch's view of the memo: the entries it loaded, the ones it used, and the ones it made. */
-export class PageMemo {
-  private readonly fresh = new Map<bigint, BigUint64Array>();
-  private readonly used: bigint[] = [];
+/** What a fetch makes is written once this much has gathered: the worker never holds a district's worth (56 MB at a million students). */
+const WRITE_BYTES = 4 << 20;
 
-  constructor(private readonly salt: bigint, private readonly known: ReadonlyMap<bigint, BigUint64Array>) {}
+/** A fetch's view of the memo: the entries it loaded, the ones it used, and the ones it made (written as they gather). */
+export class PageMemo {
+  private readonly used: bigint[] = [];
+  private readonly made: bigint[] = [];
+  private pending: { key: bigint; hashes: BigUint64Array }[] = [];
+  private pendingBytes = 0;
+  private writing: Promise<void> = Promise.resolve();
+  private writeError: unknown;
+
+  constructor(private readonly db: Db, private readonly districtId: string, private readonly salt: bigint, private readonly known: ReadonlyMap<bigint, BigUint64Array>) {}
 
   /** Batches whose rows were taken from the mirror by their origin. */
   get reused(): number {
@@ -93,26 +100,51 @@ export class PageMemo {
     return true;
   }
 
-  /** What the batch with this key made, read record by record. */
-  remember(key: bigint, hashes: BigUint64Array): void {
-    this.fresh.set(key, hashes);
+  /**
+   * What the batch with this key made, read record by record. Written to the
+   * memo once enough has gathered, one write in flight (the next waits for
+   * it). Entries are right whatever becomes of the run (a batch's rows are a
+   * function of its origin), so they need no fencing and survive a failed
+   * run; only dropping the others waits for a fetch to end (savePageMemo).
+   */
+  async remember(key: bigint, hashes: BigUint64Array): Promise<void> {
+    this.made.push(key);
+    this.pending.push({ key, hashes });
+    this.pendingBytes += hashes.byteLength;
+    if (this.pendingBytes >= WRITE_BYTES) await this.write();
+  }
+
+  /** Starts writing what has gathered, once the previous write is done. */
+  private async write(): Promise<void> {
+    await this.writing;
+    if (this.writeError !== undefined) throw this.writeError;
+    const entries = this.pending;
+    this.pending = [];
+    this.pendingBytes = 0;
+    if (entries.length === 0) return;
+    // An entry remade (its rows had left the mirror) replaces the one loaded.
+    this.writing = sql`
+      INSERT INTO page_memo (district_id, key, hashes)
+      SELECT ${this.districtId}, k, h FROM unnest(${entries.map((e) => BigInt.asIntN(64, e.key).toString())}::bigint[], ${entries.map((e) => Buffer.from(e.hashes.buffer, e.hashes.byteOffset, e.hashes.byteLength))}::bytea[]) AS t(k, h)
+      ON CONFLICT (district_id, key) DO UPDATE SET hashes = excluded.hashes`.execute(this.db)
+      .then(() => undefined, (err: unknown) => { this.writeError = err; });
+  }
+
+  /** Writes what is left and waits for it. */
+  async written(): Promise<void> {
+    await this.write();
+    await this.writing;
+    if (this.writeError !== undefined) throw this.writeError;
   }
 
   /** Whether this fetch leaves the memo as it found it (every entry used, none made). */
   get unchanged(): boolean {
-    return this.fresh.size === 0 && new Set(this.used).size === this.known.size;
+    return this.made.length === 0 && new Set(this.used).size === this.known.size;
   }
 
-  /** The entries this fetch made, as COPY text (district, key, hashes). */
-  *copyText(districtId: string): Generator<string> {
-    for (const [key, hashes] of this.fresh) {
-      yield `${districtId}\t${BigInt.asIntN(64, key)}\t\\\\x${Buffer.from(hashes.buffer, hashes.byteOffset, hashes.byteLength).toString('hex')}\n`;
-    }
-  }
-
-  /** The keys of the entries this fetch used, as Postgres bigints. */
-  usedKeys(): string[] {
-    return this.used.map((k) => BigInt.asIntN(64, k).toString());
+  /** The keys of the entries this fetch used or made, as Postgres bigints. */
+  keptKeys(): string[] {
+    return [...this.used, ...this.made].map((k) => BigInt.asIntN(64, k).toString());
   }
 }
 
@@ -137,7 +169,7 @@ export async function loadPageMemo(db: Db, districtId: string, settings: object)
     await pipeline(client.query(copyToSettled(
       `COPY (SELECT key, hashes FROM page_memo WHERE district_id = ${escapeLiteral(districtId)} AND octet_length(hashes) % 8 = 0) TO STDOUT (FORMAT binary)`)), sink);
     await client.query('COMMIT');
-    return new PageMemo(salt, known);
+    return new PageMemo(db, districtId, salt, known);
   } catch (err) {
     broken = err as Error;
     throw err;
@@ -198,15 +230,14 @@ function memoReader(all: BigUint64Array, known: Map<bigint, BigUint64Array>): Wr
 }
 
 /**
- * Keeps what this complete fetch made of its pages as the district's memo:
- * the entries it used, and the ones it made; the rest (pages no longer sent,
- * or made by other code or settings) are dropped. Fenced by the attempt.
+ * Ends a complete fetch's use of the memo: what it made is written, and the
+ * entries it neither used nor made (pages no longer sent, or made by other
+ * code or settings) are dropped. Fenced by the attempt.
  */
 export async function savePageMemo(db: Db, lease: RunLease, districtId: string, memo: PageMemo): Promise<void> {
+  await memo.written();
   if (memo.unchanged) return;
   await inLeasedTransaction(db, lease, async (client) => {
-    await client.query(`DELETE FROM page_memo WHERE district_id = $1 AND key NOT IN (SELECT unnest($2::bigint[]))`, [districtId, memo.usedKeys()]);
-    // The entries made are never among those used (a batch is remade only when its entry could not be used), so none is left to clash.
-    await pipeline(Readable.from(memo.copyText(districtId)), client.query(copyFrom('COPY page_memo (district_id, key, hashes) FROM STDIN')));
+    await client.query(`DELETE FROM page_memo WHERE district_id = $1 AND key NOT IN (SELECT unnest($2::bigint[]))`, [districtId, memo.keptKeys()]);
   });
 }
