@@ -154,6 +154,8 @@ export interface PageMemoTable {
   district_id: string;
   /** A bigint: read as text. */
   key: string;
+  /** The run whose fetch last made or used the entry. */
+  run_id: string;
   /** The rows' hashes, 8 bytes each (little-endian). */
   hashes: Buffer;
 }

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
 import type { FakeCleverServer } from '../fixtures/clever/server.js';
 import { ORG, oneRoster12 } from '../fixtures/payloads/oneroster.js';
@@ -49,9 +50,14 @@ async function outcome(districtId: string) {
   return { users, licenses, memberships };
 }
 
+/** Requests the Clever server answered during the district's last run (syncBoth). */
+let lastRequests = 0;
+
 /** Syncs the district (memo and mirror) and its twin (neither: both forgotten first), and checks they end the same. */
 async function syncBoth(id: string, twin: string): Promise<RunView> {
+  const before = server.requests.length;
   const run = await syncNow(t.ctx, id);
+  lastRequests = server.requests.length - before;
   await t.ctx.db.deleteFrom('snapshot_mirrors').where('district_id', '=', twin).execute();
   await t.ctx.db.deleteFrom('page_memo').where('district_id', '=', twin).execute();
   const twinRun = await syncNow(t.ctx, twin);
@@ -77,6 +83,7 @@ test('Clever: a resync reuses every unchanged page, reads the changed ones again
 
   // Nothing changed: every batch is taken from the mirror, none is read.
   const same = await syncBoth('memo', 'memo-twin');
+  const fetchRequests = lastRequests;
   const noop = await progressOf(same);
   expect(noop?.reused).toBe(memo.length);
   expect(noop?.changed).toBe(0);
@@ -101,15 +108,22 @@ test('Clever: a resync reuses every unchanged page, reads the changed ones again
   expect(after.filter((e) => !memo.some((m) => m.key === e.key)).length).toBeGreaterThan(0);
   const again = await syncBoth('memo', 'memo-twin');
   expect((await progressOf(again))?.reused).toBe(after.length);
+  // Every page taken, none fetched twice.
+  expect(lastRequests).toBe(fetchRequests);
 });
 
 test('an entry the mirror cannot back is not used: the page is read, and the outcome is the same', async () => {
   for (const id of ['stale', 'stale-twin']) await addCleverDistrict(t.ctx, id, server);
   await syncBoth('stale', 'stale-twin');
+  const fetchRequests = lastRequests;
   const memo = await memoOf('stale');
   // Every entry now names rows no mirror holds (a bad write, or a mirror of another snapshot).
   await sql`UPDATE page_memo SET hashes = decode(repeat('ab', length(hashes)), 'hex') WHERE district_id = 'stale'`.execute(t.ctx.db);
   const run = await syncBoth('stale', 'stale-twin');
+  // The entries were the quiet mirror's own, so the fetch took their pages
+  // without waiting for the mirror's hashes; once loaded, they showed the
+  // entries wrong, and the snapshot was fetched again without the memo.
+  expect(lastRequests).toBe(2 * fetchRequests);
   expect((await progressOf(run))?.reused).toBe(0);
   // Every record was still found in the mirror, one by one: nothing changed.
   expect((await progressOf(run))?.changed).toBe(0);
@@ -127,6 +141,7 @@ test('an entry the mirror cannot back is not used: the page is read, and the out
   district.students.get([...district.students.keys()][3]!)!.first = 'After the crash';
   district.version += 1;
   const recovered = await syncBoth('stale', 'stale-twin');
+  expect(lastRequests).toBe(2 * fetchRequests);
   expect((await progressOf(recovered))?.reused).toBe(0);
   expect(recovered.counts).toMatchObject({ usersUpdated: 1, usersDeleted: 0 });
 });
@@ -182,10 +197,11 @@ test('a memo of large entries loads whole: entries spanning many COPY chunks com
   const entries = [1n, 2n, (1n << 63n) + 5n].map((key, e) => ({ key, hashes: BigUint64Array.from({ length: 70_000 }, (_, i) => BigInt(e * 1_000_000 + i + 1) * 0x9e3779b97f4a7c15n & ((1n << 64n) - 1n)) }));
   entries.push({ key: 4n, hashes: new BigUint64Array(0) });
   for (const { key, hashes } of entries) {
-    await sql`INSERT INTO page_memo (district_id, key, hashes) VALUES ('memo-big', ${BigInt.asIntN(64, key).toString()}::bigint, ${Buffer.from(hashes.buffer)})`.execute(t.ctx.db);
+    await sql`INSERT INTO page_memo (district_id, key, run_id, hashes) VALUES ('memo-big', ${BigInt.asIntN(64, key).toString()}::bigint, ${randomUUID()}::uuid, ${Buffer.from(hashes.buffer)})`.execute(t.ctx.db);
   }
   const d = await getDistrict(t.ctx.db, 'memo-big');
-  const memo = (await loadPageMemo(t.ctx.db, 'memo-big', d.settings))!;
+  // Loaded by an attempt of a run that never writes (nothing is remembered here).
+  const memo = (await loadPageMemo(t.ctx.db, { runId: randomUUID(), attempt: 1 }, 'memo-big', d.settings))!;
   // Every entry is found by its key and names exactly its rows: each marks its own 70,000 in a set of all of them.
   const everything = new HashSet(BigUint64Array.from(entries.flatMap((e) => [...e.hashes])));
   for (const [n, { key }] of entries.entries()) {

@@ -7,13 +7,19 @@ import { sql, type Kysely } from 'kysely';
 // The next fetch that meets the same origin, with every one of those rows
 // still in the district's mirror, marks them seen instead of preparing,
 // writing and hashing the page's records again (src/sync/page-memo.ts).
-// A cache, and checked on every use: unlogged (a crash empties it and the
-// next fetch prepares every page), rewritten by each complete fetch.
+// `run_id` is the run whose fetch last made or used the entry: when that run's
+// snapshot is the district's quiet mirror, the entry's rows are known to be in
+// it, and a fetch need not wait for the mirror's hashes to take the page (it
+// checks them when they have loaded, and fetches again without the memo if
+// one is missing). A cache, and checked on every use: unlogged (a crash
+// empties it with the mirror, and the next fetch prepares every page),
+// rewritten by each complete fetch.
 export async function up(db: Kysely<unknown>): Promise<void> {
   await sql`
     CREATE UNLOGGED TABLE page_memo (
       district_id text NOT NULL REFERENCES districts(id) ON DELETE CASCADE,
       key bigint NOT NULL,
+      run_id uuid NOT NULL,
       hashes bytea NOT NULL,
       PRIMARY KEY (district_id, key)
     )`.execute(db);

@@ -18,7 +18,7 @@ import { guardRecord } from './run-guard.js';
 import { findMirror, keepAsMirror, loadMirrorHashes, mirrorDifference, MirrorGoneError, rebuildFromMirror, type Mirror } from './snapshot-mirror.js';
 import { changedRowsHaveCopies, focusOnChanges } from '../reconcile/sql/focus.js';
 import { KeyHashLog, recordHasher, type HashSet } from './record-hash.js';
-import { loadPageMemo, savePageMemo, type PageMemo } from './page-memo.js';
+import { adoptIntoMirror, forgetPageMemo, loadPageMemo, MemoMismatchError, savePageMemo, type PageMemo } from './page-memo.js';
 import { applyUnchanged } from './unchanged-run.js';
 import { clearStage, copyRows, countStagedPages, dropStages, hashBatch, resetStage, stageTablesExist, type RowBatch } from './stage.js';
 import { BatchCoalescer } from './batch-coalescer.js';
@@ -90,25 +90,39 @@ export async function executeRun(ctx: AppContext, runId: string, hooks: ExecuteH
       const chosen = await ctx.db.updateTable('sync_runs').set({ full_snapshot: complete, delta_since: since })
         .where('id', '=', runId).where('attempts', '=', lease.attempt).where('status', '=', 'RUNNING').executeTakeFirst();
       if (Number(chosen.numUpdatedRows) === 0) throw new SupersededError(runId, lease.attempt);
-      const maxRecords = await recordsBound(ctx.db, district.id);
+      // Counting what the district holds takes a moment at a million students: it overlaps the first pages.
+      const maxRecords = recordsBound(ctx.db, district.id);
+      maxRecords.catch(() => undefined);
       const mirror = complete ? await findMirror(ctx.db, district.id, district.provider) : undefined;
-      log.info({ provider: district.provider, complete, since, maxRecords, mirror: mirror?.runId }, 'fetching roster snapshot');
+      log.info({ provider: district.provider, complete, since, mirror: mirror?.runId }, 'fetching roster snapshot');
       const fetchOpts = { full: complete, since: since ?? undefined, maxRecords };
-      let pages: number;
+      let pages = 0;
       // Without a mirror every record is staged by the fetch, which can tell
       // whether any key came twice (with one, copies are looked for in Postgres).
       let keys = mirror ? undefined : new KeyHashLog();
-      try {
-        pages = await fetchIntoStage(ctx, connector, lease, fetchOpts, report, district, mirror && { mirror, log }, keys);
-      } catch (err) {
-        if (!(err instanceof MirrorGoneError)) throw err;
-        log.warn({ err: err.message }, 'fetching again without the mirror');
-        keys = new KeyHashLog();
-        pages = await fetchIntoStage(ctx, connector, lease, fetchOpts, report, district, undefined, keys);
+      let withMirror = mirror && { mirror, log };
+      for (let tries = 0; ; tries += 1) {
+        try {
+          pages = await fetchIntoStage(ctx, connector, lease, fetchOpts, report, district, withMirror, keys);
+          break;
+        } catch (err) {
+          if (tries >= 2) throw err;
+          if (err instanceof MirrorGoneError && withMirror) {
+            log.warn({ err: err.message }, 'fetching again without the mirror');
+            keys = new KeyHashLog();
+            withMirror = undefined;
+          } else if (err instanceof MemoMismatchError) {
+            log.warn({ err: err.message }, 'fetching again without the page memo');
+            await forgetPageMemo(ctx.db, district.id);
+          } else {
+            throw err;
+          }
+        }
       }
       if (pages === UNCHANGED) {
         await report({ phase: 'apply' });
         if (await applyUnchanged(ctx, district, mirror!, { lease, asOf, dryRun: run.dry_run })) {
+          await adoptIntoMirror(ctx.db, district.id, runId, mirror!.runId);
           // The same message as any run's outcome (ops and tests read it), marked as the no-op it is.
           log.info({ status: 'SUCCEEDED', unchanged: true, mirror: mirror!.runId }, run.dry_run ? 'dry run: plan computed, nothing applied' : 'run applied');
           return 'done';
@@ -271,7 +285,7 @@ const UNCHANGED = -1;
  * page met again whose rows the mirror holds is not read record by record.
  */
 async function fetchIntoStage(
-  ctx: AppContext, connector: Connector, lease: RunLease, opts: { full: boolean; since?: Date; maxRecords: number },
+  ctx: AppContext, connector: Connector, lease: RunLease, opts: { full: boolean; since?: Date; maxRecords: Promise<number> },
   report: (p: Progress) => Promise<void>, district: Pick<District, 'id' | 'settings'>,
   withMirror?: { mirror: Mirror; log: AppContext['logger'] }, keys?: KeyHashLog,
 ): Promise<number> {
@@ -285,16 +299,15 @@ async function fetchIntoStage(
   const loadStarted = performance.now();
   let hashes: HashSet | undefined;
   let memo: PageMemo | undefined;
-  const loading = Promise.all([
-    withMirror && loadMirrorHashes(ctx.db, withMirror.mirror.runId).then((set) => {
-      hashes = set;
-      withMirror.log.info({ mirror: withMirror.mirror.runId, records: set.size, ms: Math.round(performance.now() - loadStarted) }, 'mirror loaded');
-    }),
-    // Only a complete snapshot: a delta's pages are not the snapshot's, and would drop its entries.
-    opts.full && loadPageMemo(ctx.db, district.id, district.settings).then((m) => { memo = m; }),
-  ]);
+  const mirrorLoading = withMirror && loadMirrorHashes(ctx.db, withMirror.mirror.runId).then((set) => {
+    hashes = set;
+    withMirror.log.info({ mirror: withMirror.mirror.runId, records: set.size, ms: Math.round(performance.now() - loadStarted) }, 'mirror loaded');
+  });
+  // Only a complete snapshot: a delta's pages are not the snapshot's, and would drop its entries.
+  const memoLoading = opts.full ? loadPageMemo(ctx.db, lease, district.id, district.settings, withMirror?.mirror.quiet ? withMirror.mirror.runId : undefined).then((m) => { memo = m; }) : undefined;
   // Never left unobserved: a failed load fails the first batch (or the end of the fetch).
-  loading.catch(() => undefined);
+  mirrorLoading?.catch(() => undefined);
+  memoLoading?.catch(() => undefined);
   const hash = await recordHasher();
   const fetchStarted = performance.now();
   let last = 0;
@@ -326,13 +339,18 @@ async function fetchIntoStage(
     onPage: (p) => { progress = { phase: 'fetch', ...p }; },
   })) {
     staged += batch.records.length;
-    if (staged > opts.maxRecords) {
+    if (staged > await opts.maxRecords) {
       abort.abort();
-      throw new Error(`the provider sent more than ${opts.maxRecords} records, far more than this district holds; stopped before the stage filled (a pagination that never ends?). Nothing was applied`);
+      throw new Error(`the provider sent more than ${await opts.maxRecords} records, far more than this district holds; stopped before the stage filled (a pagination that never ends?). Nothing was applied`);
     }
-    await loading;
+    await memoLoading;
     const key = memo && batch.origin !== undefined ? memo.key(batch.origin) : undefined;
-    if (key === undefined || !hashes || !memo!.reuse(key, hashes)) {
+    // A page the quiet mirror's own fetch took or made is taken at once
+    // (checked once the mirror's hashes have loaded); anything else waits
+    // for them (only the first batch does).
+    const taken = key !== undefined && withMirror !== undefined && memo!.takeBacked(key);
+    if (!taken) await mirrorLoading;
+    if (!taken && (key === undefined || !hashes || !memo!.reuse(key, hashes))) {
       // A staging batch's worth at a time, each while the previous one is
       // COPYed: a Clever page of sections makes 150,000 memberships, whose
       // COPY lines need not all exist at once.
@@ -356,7 +374,9 @@ async function fetchIntoStage(
     await inflight;
   }
   await settled();
-  await loading;
+  await memoLoading;
+  await mirrorLoading;
+  if (memo && hashes && !memo.settle(hashes)) throw new MemoMismatchError('a page taken by the page memo names rows the mirror lacks');
   progress = counted(progress);
   await report(progress);
   ctx.logger.info({ runId, ms: Math.round(performance.now() - fetchStarted), ...progress }, 'snapshot fetched');

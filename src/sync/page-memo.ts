@@ -3,7 +3,6 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { sql } from 'kysely';
 import xxhash from 'xxhash-wasm';
 import { poolOf, type Db } from '../../db/connection.js';
 import { mix64 } from '../../connectors/http/page-origin.js';
@@ -75,16 +74,21 @@ const WRITE_BYTES = 4 << 20;
 export class PageMemo {
   private readonly used: bigint[] = [];
   private readonly made: bigint[] = [];
+  /** Backed entries taken before the mirror's hashes had loaded: marked seen (and checked) once they have. */
+  private readonly deferred: bigint[] = [];
   private pending: { key: bigint; hashes: BigUint64Array }[] = [];
   private pendingBytes = 0;
   private writing: Promise<void> = Promise.resolve();
   private writeError: unknown;
 
-  constructor(private readonly db: Db, private readonly districtId: string, private readonly salt: bigint, private readonly known: ReadonlyMap<bigint, BigUint64Array>) {}
+  constructor(
+    private readonly db: Db, private readonly lease: RunLease, private readonly districtId: string, private readonly salt: bigint,
+    private readonly known: ReadonlyMap<bigint, { hashes: BigUint64Array; backed: boolean }>,
+  ) {}
 
   /** Batches whose rows were taken from the mirror by their origin. */
   get reused(): number {
-    return this.used.length;
+    return this.used.length + this.deferred.length;
   }
 
   /** An origin's key in the memo: salted, so other code or settings never meet it. */
@@ -92,20 +96,38 @@ export class PageMemo {
     return mix64(origin ^ this.salt);
   }
 
+  /**
+   * Takes the batch with this key without the mirror's hashes when its entry
+   * is backed (last made or used by the fetch of the district's quiet
+   * mirror, so its rows are in it): checked by `settle` once they have loaded.
+   */
+  takeBacked(key: bigint): boolean {
+    if (!this.known.get(key)?.backed) return false;
+    this.deferred.push(key);
+    return true;
+  }
+
   /** Marks the rows of the batch with this key seen in the mirror, when the memo knows them and the mirror holds every one. */
   reuse(key: bigint, mirror: HashSet): boolean {
-    const hashes = this.known.get(key);
-    if (!hashes || !mirror.markAll(hashes)) return false;
+    const entry = this.known.get(key);
+    if (!entry || !mirror.markAll(entry.hashes)) return false;
     this.used.push(key);
+    return true;
+  }
+
+  /** Marks the rows of the batches taken by takeBacked seen in the mirror; false when it lacks one (their pages must be read again). */
+  settle(mirror: HashSet): boolean {
+    for (const key of this.deferred) if (!mirror.markAll(this.known.get(key)!.hashes)) return false;
+    for (const key of this.deferred.splice(0)) this.used.push(key);
     return true;
   }
 
   /**
    * What the batch with this key made, read record by record. Written to the
    * memo once enough has gathered, one write in flight (the next waits for
-   * it). Entries are right whatever becomes of the run (a batch's rows are a
-   * function of its origin), so they need no fencing and survive a failed
-   * run; only dropping the others waits for a fetch to end (savePageMemo).
+   * it), fenced by the attempt. Entries are right whatever becomes of the
+   * run (a batch's rows are a function of its origin), so they are kept if
+   * it fails; only dropping the others waits for a fetch to end (savePageMemo).
    */
   async remember(key: bigint, hashes: BigUint64Array): Promise<void> {
     this.made.push(key);
@@ -122,12 +144,15 @@ export class PageMemo {
     this.pending = [];
     this.pendingBytes = 0;
     if (entries.length === 0) return;
+    const keys = entries.map((e) => BigInt.asIntN(64, e.key).toString());
+    const hashes = entries.map((e) => Buffer.from(e.hashes.buffer, e.hashes.byteOffset, e.hashes.byteLength));
     // An entry remade (its rows had left the mirror) replaces the one loaded.
-    this.writing = sql`
-      INSERT INTO page_memo (district_id, key, hashes)
-      SELECT ${this.districtId}, k, h FROM unnest(${entries.map((e) => BigInt.asIntN(64, e.key).toString())}::bigint[], ${entries.map((e) => Buffer.from(e.hashes.buffer, e.hashes.byteOffset, e.hashes.byteLength))}::bytea[]) AS t(k, h)
-      ON CONFLICT (district_id, key) DO UPDATE SET hashes = excluded.hashes`.execute(this.db)
-      .then(() => undefined, (err: unknown) => { this.writeError = err; });
+    this.writing = inLeasedTransaction(this.db, this.lease, async (client) => {
+      await client.query(`
+        INSERT INTO page_memo (district_id, key, run_id, hashes)
+        SELECT $1, k, $2, h FROM unnest($3::bigint[], $4::bytea[]) AS t(k, h)
+        ON CONFLICT (district_id, key) DO UPDATE SET run_id = excluded.run_id, hashes = excluded.hashes`, [this.districtId, this.lease.runId, keys, hashes]);
+    }).then(() => undefined, (err: unknown) => { this.writeError = err; });
   }
 
   /** Writes what is left and waits for it. */
@@ -139,22 +164,28 @@ export class PageMemo {
 
   /** Whether this fetch leaves the memo as it found it (every entry used, none made). */
   get unchanged(): boolean {
-    return this.made.length === 0 && new Set(this.used).size === this.known.size;
+    return this.made.length === 0 && this.deferred.length === 0 && new Set(this.used).size === this.known.size;
   }
 
-  /** The keys of the entries this fetch used or made, as Postgres bigints. */
-  keptKeys(): string[] {
-    return [...this.used, ...this.made].map((k) => BigInt.asIntN(64, k).toString());
+  /** The keys of the entries this fetch used, and of those it made, as Postgres bigints. */
+  keys(): { used: string[]; made: string[] } {
+    const text = (ks: bigint[]) => ks.map((k) => BigInt.asIntN(64, k).toString());
+    return { used: text(this.used), made: text(this.made) };
   }
 }
 
+/** The memo named rows its district's mirror lacks: the pages taken by it must be read again, without it. */
+export class MemoMismatchError extends Error {}
+
 /**
- * The district's memo for a complete fetch; undefined when the code that
- * makes rows cannot be told (none is used or kept then). Read with one binary
+ * The district's memo for a complete fetch by the attempt holding `lease`;
+ * undefined when the code that makes rows cannot be told (none is used or
+ * kept then). An entry is backed when it was last made or used by the fetch
+ * of `quietMirror` (the district's mirror, when quiet). Read with one binary
  * COPY into one array sized beforehand (8 bytes a row: 56 MB at a million
  * students, never twice that while it loads), in one snapshot of the table.
  */
-export async function loadPageMemo(db: Db, districtId: string, settings: object): Promise<PageMemo | undefined> {
+export async function loadPageMemo(db: Db, lease: RunLease, districtId: string, settings: object, quietMirror?: string): Promise<PageMemo | undefined> {
   const salt = await saltFor(settings);
   if (salt === undefined) return undefined;
   const client = await poolOf(db).connect();
@@ -164,12 +195,13 @@ export async function loadPageMemo(db: Db, districtId: string, settings: object)
     const { rows: [size] } = await client.query<{ bytes: string }>(
       `SELECT COALESCE(sum(octet_length(hashes)), 0)::bigint AS bytes FROM page_memo WHERE district_id = $1 AND octet_length(hashes) % 8 = 0`, [districtId]);
     const all = new BigUint64Array(Number(size?.bytes ?? 0) / 8);
-    const known = new Map<bigint, BigUint64Array>();
-    const sink = memoReader(all, known);
+    const known = new Map<bigint, { hashes: BigUint64Array; backed: boolean }>();
+    const backed = quietMirror === undefined ? 'false' : `run_id = ${escapeLiteral(quietMirror)}::uuid`;
     await pipeline(client.query(copyToSettled(
-      `COPY (SELECT key, hashes FROM page_memo WHERE district_id = ${escapeLiteral(districtId)} AND octet_length(hashes) % 8 = 0) TO STDOUT (FORMAT binary)`)), sink);
+      `COPY (SELECT key, ${backed}, hashes FROM page_memo WHERE district_id = ${escapeLiteral(districtId)} AND octet_length(hashes) % 8 = 0) TO STDOUT (FORMAT binary)`)),
+      memoReader(all, known));
     await client.query('COMMIT');
-    return new PageMemo(db, districtId, salt, known);
+    return new PageMemo(db, lease, districtId, salt, known);
   } catch (err) {
     broken = err as Error;
     throw err;
@@ -181,11 +213,12 @@ export async function loadPageMemo(db: Db, districtId: string, settings: object)
 const escapeLiteral = (s: string) => `'${s.replace(/'/g, "''")}'`;
 
 /**
- * Parses a binary COPY of (key bigint, hashes bytea) rows, copying each
- * row's hashes straight into `all` (in order) and naming them by key.
+ * Parses a binary COPY of (key bigint, backed boolean, hashes bytea) rows,
+ * copying each row's hashes straight into `all` (in order) and naming them
+ * by key.
  * Format: https://www.postgresql.org/docs/current/sql-copy.html (Binary Format).
  */
-function memoReader(all: BigUint64Array, known: Map<bigint, BigUint64Array>): Writable {
+function memoReader(all: BigUint64Array, known: Map<bigint, { hashes: BigUint64Array; backed: boolean }>): Writable {
   const bytes = new Uint8Array(all.buffer);
   let headerLeft = 19; // signature (11), flags (4), header extension length (4; always 0)
   let carry: Buffer = Buffer.alloc(0);
@@ -213,13 +246,14 @@ function memoReader(all: BigUint64Array, known: Map<bigint, BigUint64Array>): Wr
         }
         if (buf.length - i < 2) break;
         if (buf.readInt16BE(i) === -1) { ended = true; i = buf.length; break; }
-        // Field count (int16 = 2), key length (int32 = 8), key, hashes length (int32).
-        if (buf.length - i < 18) break;
+        // Field count (int16 = 3), key length (int32 = 8), key, backed length (int32 = 1), backed, hashes length (int32).
+        if (buf.length - i < 23) break;
         const key = buf.readBigUInt64BE(i + 6);
-        const length = buf.readInt32BE(i + 14);
-        i += 18;
+        const backed = buf[i + 18] === 1;
+        const length = buf.readInt32BE(i + 19);
+        i += 23;
         if (at + length > bytes.length) { done(new Error('page memo changed while it was read')); return; }
-        known.set(key, all.subarray(at / 8, (at + length) / 8));
+        known.set(key, { hashes: all.subarray(at / 8, (at + length) / 8), backed });
         payloadLeft = length;
       }
       // What is left is a few bytes of a tuple's head at most: copied, so the chunk is not held.
@@ -230,14 +264,33 @@ function memoReader(all: BigUint64Array, known: Map<bigint, BigUint64Array>): Wr
 }
 
 /**
- * Ends a complete fetch's use of the memo: what it made is written, and the
- * entries it neither used nor made (pages no longer sent, or made by other
- * code or settings) are dropped. Fenced by the attempt.
+ * Ends a complete fetch's use of the memo: what it made is written, the
+ * entries it used are marked as its own (they are in its snapshot, which may
+ * become the mirror), and the entries it neither used nor made (pages no
+ * longer sent, or made by other code or settings) are dropped. Fenced by the
+ * attempt. A fetch that used every entry and made none (a no-op) changes
+ * nothing: its entries stay the mirror's.
  */
 export async function savePageMemo(db: Db, lease: RunLease, districtId: string, memo: PageMemo): Promise<void> {
   await memo.written();
   if (memo.unchanged) return;
+  const { used, made } = memo.keys();
   await inLeasedTransaction(db, lease, async (client) => {
-    await client.query(`DELETE FROM page_memo WHERE district_id = $1 AND key NOT IN (SELECT unnest($2::bigint[]))`, [districtId, memo.keptKeys()]);
+    await client.query(`DELETE FROM page_memo WHERE district_id = $1 AND key NOT IN (SELECT unnest($2::bigint[]) UNION ALL SELECT unnest($3::bigint[]))`, [districtId, used, made]);
+    await client.query(`UPDATE page_memo SET run_id = $2 WHERE district_id = $1 AND run_id <> $2 AND key IN (SELECT unnest($3::bigint[]))`, [districtId, lease.runId, used]);
   });
+}
+
+/** Forgets a district's memo (its entries named rows the mirror lacks: they are made again by the next fetch). */
+export async function forgetPageMemo(db: Db, districtId: string): Promise<void> {
+  await db.deleteFrom('page_memo').where('district_id', '=', districtId).execute();
+}
+
+/**
+ * After a no-op: the entries this run's fetch made or used are the mirror's
+ * (every row it met was in the mirror and it staged none), so they are backed
+ * by it for the next fetch.
+ */
+export async function adoptIntoMirror(db: Db, districtId: string, runId: string, mirrorRunId: string): Promise<void> {
+  await db.updateTable('page_memo').set({ run_id: mirrorRunId }).where('district_id', '=', districtId).where('run_id', '=', runId).execute();
 }

@@ -93,17 +93,22 @@ export class HashSet {
   /** Whether the set holds `h`; if so, it is marked seen. */
   mark(h: bigint): boolean {
     this.checked += 1;
-    const i = this.indexOf(h);
+    const i = this.indexOf(Number(h >> 32n), Number(h & 0xffffffffn));
     if (i < 0) return false;
     this.markAt(i);
     this.matched += 1;
     return true;
   }
 
-  /** Whether the set holds every one of `hs`; only if so, all are marked seen (and counted as looked up and found). */
+  /**
+   * Whether the set holds every one of `hs`; only if so, all are marked seen
+   * (and counted as looked up and found). Read as 32-bit words: no BigInt per
+   * hash (a million-student no-op passes 7M here).
+   */
   markAll(hs: BigUint64Array): boolean {
+    const w = new Uint32Array(hs.buffer, hs.byteOffset, hs.length * 2);
     const at = new Int32Array(hs.length);
-    for (let k = 0; k < hs.length; k += 1) if ((at[k] = this.indexOf(hs[k]!)) < 0) return false;
+    for (let k = 0; k < hs.length; k += 1) if ((at[k] = this.indexOf(w[2 * k + 1]!, w[2 * k]!)) < 0) return false;
     for (const i of at) this.markAt(i);
     this.checked += hs.length;
     this.matched += hs.length;
@@ -114,10 +119,8 @@ export class HashSet {
     if (this.seen[i] === 0) { this.seen[i] = 1; this.seenCount += 1; }
   }
 
-  /** Where `h` is in the sorted keys, or -1. */
-  private indexOf(h: bigint): number {
-    const hi = Number(h >> 32n);
-    const lo = Number(h & 0xffffffffn);
+  /** Where the hash of these high and low words is in the sorted keys, or -1. */
+  private indexOf(hi: number, lo: number): number {
     const b = hi >>> (32 - BUCKET_BITS);
     for (let i = this.start[b]!, end = this.start[b + 1]!; i < end; i += 1) {
       const whi = this.words[2 * i + 1]!;
