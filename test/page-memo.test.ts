@@ -8,6 +8,7 @@ import { upsertDistrict, getDistrict } from '../src/districts/repository.js';
 import type { TestEnv } from './helpers/context.js';
 import { addCleverDistrict, addPool, startClever, syncNow } from './helpers/district.js';
 import { addReplayDistrict, createPayloadEnv, startOneRoster, storedState } from './helpers/payloads.js';
+import { addSchoologyDistrict, startSchoology } from './helpers/schoology.js';
 import { loadPageMemo } from '../src/sync/page-memo.js';
 import { HashSet } from '../src/sync/record-hash.js';
 
@@ -54,10 +55,10 @@ async function outcome(districtId: string) {
 let lastRequests = 0;
 
 /** Syncs the district (memo and mirror) and its twin (neither: both forgotten first), and checks they end the same. */
-async function syncBoth(id: string, twin: string): Promise<RunView> {
-  const before = server.requests.length;
+async function syncBoth(id: string, twin: string, provider: { requests: unknown[] } = server): Promise<RunView> {
+  const before = provider.requests.length;
   const run = await syncNow(t.ctx, id);
-  lastRequests = server.requests.length - before;
+  lastRequests = provider.requests.length - before;
   await t.ctx.db.deleteFrom('snapshot_mirrors').where('district_id', '=', twin).execute();
   await t.ctx.db.deleteFrom('page_memo').where('district_id', '=', twin).execute();
   const twinRun = await syncNow(t.ctx, twin);
@@ -212,4 +213,50 @@ test('a memo of large entries loads whole: entries spanning many COPY chunks com
   // A key it does not hold, and an entry the set cannot back, are not reused.
   expect(memo.reuse(5n, everything)).toBe(false);
   expect(memo.reuse(1n, new HashSet(entries[0]!.hashes.slice(1)))).toBe(false);
+});
+
+test('Schoology: section member lists are gathered into batches cut by their own digests, so a changed list is read again alone; users pages are read again when the roles they were mapped with change', async () => {
+  const sgy = await startSchoology({ seed: 43, schools: 2, students: 120, sections: 24, enrollmentsPerStudent: 3 });
+  try {
+    for (const id of ['memo-sgy', 'memo-sgy-twin']) await addSchoologyDistrict(t.ctx, id, sgy);
+    await syncBoth('memo-sgy', 'memo-sgy-twin', sgy);
+    const memo = await memoOf('memo-sgy');
+    // Enrollment batches (24 lists gathered), users pages (25 a page), and inactive users.
+    expect(memo.length).toBeGreaterThanOrEqual(2 + 120 / 25);
+    const same = await syncBoth('memo-sgy', 'memo-sgy-twin', sgy);
+    expect((await progressOf(same))?.reused).toBe(memo.length);
+    expect((await progressOf(same))?.changed).toBe(0);
+
+    // One student moves between sections: their old and new lists change, and with them at most their batches and the next ones.
+    const d = sgy.district;
+    const who = [...d.students.keys()][5]!;
+    const from = d.sectionsOf(who)[0]!;
+    const to = [...d.sections.values()].find((s) => !s.studentIds.includes(who))!;
+    d.moveStudent(who, from.id, to.id);
+    d.version += 1;
+    const moved = await syncBoth('memo-sgy', 'memo-sgy-twin', sgy);
+    expect(moved.counts).toMatchObject({ enrollmentsAdded: 1, enrollmentsEnded: 1 });
+    const progress = await progressOf(moved);
+    // Every users page and all but at most four enrollment batches are reused.
+    expect(progress?.reused).toBeGreaterThanOrEqual(memo.length - 4);
+    expect(progress?.reused).toBeLessThan(memo.length);
+
+    // The school admin role is renamed: its users become teachers, though no users page changed a byte.
+    const admins = (await listUsers(t.ctx.db, 'memo-sgy')).filter((u) => u.role === 'administrator').map((u) => u.sourcedId);
+    expect(admins.length).toBeGreaterThan(0);
+    const roles = (sgy as unknown as { roles: () => { role: { title: string }[] } }).roles.bind(sgy);
+    (sgy as unknown as { roles: () => unknown }).roles = () => {
+      const r = roles();
+      for (const role of r.role) if (role.title === 'School Admin') role.title = 'School Staff';
+      return r;
+    };
+    const renamed = await syncBoth('memo-sgy', 'memo-sgy-twin', sgy);
+    expect(renamed.status).toBe('SUCCEEDED');
+    const after = await listUsers(t.ctx.db, 'memo-sgy');
+    expect(admins.map((id) => after.find((u) => u.sourcedId === id)?.role)).toEqual(admins.map(() => 'teacher'));
+    // The member lists, mapped without the roles, were still reused.
+    expect((await progressOf(renamed))?.reused).toBeGreaterThan(0);
+  } finally {
+    await sgy.stop();
+  }
 });

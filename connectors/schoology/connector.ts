@@ -4,10 +4,11 @@ import type { SchoologySettings } from '../../src/districts/settings.js';
 import type { QuarantinedRecord, RecordKind, Role } from '../../src/domain/model.js';
 import { ProviderHttpClient } from '../http/client.js';
 import { oauth1Header } from '../http/oauth1.js';
-import { itemsOf, pagesAhead } from '../http/pages.js';
+import { pagesAhead, type Page } from '../http/pages.js';
+import { batchOrigin, digestOfText, foldDigest } from '../http/page-origin.js';
 import type { Connector, FetchOptions, SnapshotBatch } from '../types.js';
 import { classifySchoologyResponse, SCHOOLOGY_AUTH_HINT } from './errors.js';
-import { Gatherer } from './gather.js';
+import { Gatherer, ListGatherer } from './gather.js';
 import { inOrder } from '../http/parallel.js';
 import { mapBuilding, mapCourse, mapEnrollment, mapGradingPeriod, mapInactiveUser, mapSchoolAsOrg, mapSection, mapUser, roleOf } from './map.js';
 import {
@@ -117,17 +118,18 @@ export class SchoologyConnector implements Connector {
       ({ kind: 'quarantine', records: bad.map((b) => { const f = b as Unread; const r = refs?.(f); return { kind, sourcedId: f.id, reason: f.reason, ...(r ? { refs: r } : {}) }; }) });
     const split = <T>(page: Read<T>[]) => ({ good: page.flatMap((r) => (r.ok ? [r.value] : [])), bad: page.filter((r) => !r.ok) });
 
-    // Roles first: a user's role_id means nothing without them.
-    const roles = await this.roles(http);
+    // Roles first: a user's role_id means nothing without them (and a users
+    // page's batches are tagged with the roles they were read with).
+    const { roles, digest: rolesDigest } = await this.roles(http);
 
     for await (const page of walk('/schools', 'school', SgySchool, 'schools')) {
-      const { good, bad } = split(page);
+      const { good, bad } = split(page.items);
       if (bad.length) yield quarantine('orgs', bad);
       for (const school of good) {
         let buildings = 0;
         for await (const bpage of walk(`/schools/${encodeURIComponent(school.id)}/buildings`, 'building', SgyBuilding, 'buildings')) {
-          const b = split(bpage);
-          buildings += bpage.length;
+          const b = split(bpage.items);
+          buildings += bpage.items.length;
           if (b.bad.length) yield quarantine('orgs', b.bad);
           if (b.good.length) yield { kind: 'orgs', records: b.good.map(mapBuilding) };
         }
@@ -138,7 +140,7 @@ export class SchoologyConnector implements Connector {
 
     const periodEnds = new Map<string, string>();
     for await (const page of walk('/gradingperiods', 'gradingperiods', SgyGradingPeriod, 'gradingperiods')) {
-      const { good, bad } = split(page);
+      const { good, bad } = split(page.items);
       if (bad.length) yield quarantine('academicSessions', bad);
       for (const g of good) periodEnds.set(g.id, g.end.slice(0, 10));
       if (good.length) yield { kind: 'academicSessions', records: good.map(mapGradingPeriod) };
@@ -149,22 +151,25 @@ export class SchoologyConnector implements Connector {
     // Every list below one record (a course's sections, a section's members) is
     // read SCHOOLOGY_LISTS_IN_FLIGHT at a time and handed on in the order asked,
     // so the snapshot is the same as when they were read one by one.
-    const readAll = async <T>(path: string, key: string, schema: z.ZodType<T>, resource: string, signal?: AbortSignal): Promise<Read<T>[]> => {
+    /** A whole list, and its digest: its path's and its pages' (page-origin.ts). */
+    const readAll = async <T>(path: string, key: string, schema: z.ZodType<T>, resource: string, signal?: AbortSignal): Promise<{ items: Read<T>[]; digest: bigint | undefined }> => {
       const all: Read<T>[] = [];
+      let digest: bigint | undefined = digestOfText(path);
       for await (const page of walk(path, key, schema, resource)) {
-        all.push(...page);
+        all.push(...page.items);
+        digest = digest === undefined || page.digest === undefined ? undefined : foldDigest(digest, page.digest);
         // The run failed elsewhere (or stopped): do not spend the key's rate limit on pages nobody will use.
         if (signal?.aborted) throw new Error(`stopped reading ${path}: the fetch ended`);
       }
-      return all;
+      return { items: all, digest };
     };
-    const sectionsOf = (courseId: string, signal?: AbortSignal) => readAll(`/courses/${encodeURIComponent(courseId)}/sections`, 'section', SgySection, 'sections', signal);
+    const sectionsOf = async (courseId: string, signal?: AbortSignal) => (await readAll(`/courses/${encodeURIComponent(courseId)}/sections`, 'section', SgySection, 'sections', signal)).items;
     const classes = new Gatherer<ReturnType<typeof mapSection>>(SCHOOLOGY_BATCH_RECORDS);
     /** Current sections in course order: their members are read once every course is. */
     const current: string[] = [];
 
     for await (const page of walk('/courses', 'course', SgyCourse, 'courses')) {
-      const { good, bad } = split(page);
+      const { good, bad } = split(page.items);
       const unread = bad as Unread[];
       // An unreadable course must not retire its sections: they are named so they stay exactly as they were.
       const named = inOrder(unread, SCHOOLOGY_LISTS_IN_FLIGHT, async (f, signal) => ({ f, sections: f.id ? await sectionsOf(f.id, signal) : [] }));
@@ -187,29 +192,31 @@ export class SchoologyConnector implements Connector {
     if (lastClasses) yield { kind: 'classes', records: lastClasses };
 
     // ~118 members a section: gathered across sections so the stage gets a few
-    // hundred batches, not one per section.
-    const enrollments = new Gatherer<NonNullable<ReturnType<typeof mapEnrollment>>>(SCHOOLOGY_BATCH_RECORDS);
+    // hundred batches, not one per section. A section's members are mapped
+    // from its list alone (the section is in the list's path), so batches are
+    // tagged with the digests of the lists they hold.
+    const enrollments = new ListGatherer<NonNullable<ReturnType<typeof mapEnrollment>>>(SCHOOLOGY_BATCH_RECORDS * 4);
     const members = inOrder(current, SCHOOLOGY_LISTS_IN_FLIGHT, async (sectionId, signal) => ({
-      sectionId, members: await readAll(`/sections/${encodeURIComponent(sectionId)}/enrollments`, 'enrollment', SgyEnrollment, 'enrollments', signal),
+      sectionId, list: await readAll(`/sections/${encodeURIComponent(sectionId)}/enrollments`, 'enrollment', SgyEnrollment, 'enrollments', signal),
     }));
-    for await (const { sectionId, members: list } of members) {
-      const e = split(list);
+    for await (const { sectionId, list } of members) {
+      const e = split(list.items);
       if (e.bad.length) {
         // The whole class is left as it was, and the member too when the uid can be read.
-        yield quarantine('enrollments', e.bad, (f) => {
+        yield { ...quarantine('enrollments', e.bad, (f) => {
           const uid = (f.raw as { uid?: unknown } | null)?.uid;
           return { classes: [sectionId], ...(typeof uid === 'string' || typeof uid === 'number' ? { users: [String(uid)] } : {}) };
-        });
+        }), origin: batchOrigin(list.digest, 0n, 1) };
       }
-      const full = enrollments.add(e.good.map((en) => mapEnrollment(en, sectionId)).filter((en) => en !== null));
-      if (full) yield { kind: 'enrollments', records: full };
+      const full = enrollments.add(e.good.map((en) => mapEnrollment(en, sectionId)).filter((en) => en !== null), list.digest);
+      if (full) yield { kind: 'enrollments', ...full };
     }
     const lastEnrollments = enrollments.flush();
-    if (lastEnrollments) yield { kind: 'enrollments', records: lastEnrollments };
+    if (lastEnrollments) yield { kind: 'enrollments', ...lastEnrollments };
 
     let rostered = 0;
     for await (const page of walk('/users', 'user', SgyUser, 'users')) {
-      const { good, bad } = split(page);
+      const { good, bad } = split(page.items);
       const unreadable: QuarantinedRecord[] = bad.map((b) => { const f = b as Unread; return { kind: 'users', sourcedId: f.id, reason: f.reason, ...(f.id ? { refs: { users: [f.id] } } : {}) }; });
       const users = [];
       for (const u of good) {
@@ -221,8 +228,9 @@ export class SchoologyConnector implements Connector {
         if (role) users.push(mapUser(u, role));
       }
       rostered += users.length;
-      if (unreadable.length) yield { kind: 'quarantine', records: unreadable };
-      if (users.length) yield { kind: 'users', records: users };
+      // Mapped from the page and the roles alone.
+      if (unreadable.length) yield { kind: 'quarantine', records: unreadable, origin: batchOrigin(page.digest, rolesDigest, 1) };
+      if (users.length) yield { kind: 'users', records: users, origin: batchOrigin(page.digest, rolesDigest, 0) };
     }
 
     // An account whose /users is empty is a broken key or an empty school, not a
@@ -233,23 +241,24 @@ export class SchoologyConnector implements Connector {
       return;
     }
     for await (const page of walk('/users/inactive', 'user', SgyInactiveUser, 'users')) {
-      const { good, bad } = split(page);
-      if (bad.length) yield quarantine('users', bad, (f) => (f.id ? { users: [f.id] } : undefined));
-      if (good.length) yield { kind: 'users', records: good.map(mapInactiveUser) };
+      const { good, bad } = split(page.items);
+      // Mapped from the page alone.
+      if (bad.length) yield { ...quarantine('users', bad, (f) => (f.id ? { users: [f.id] } : undefined)), origin: batchOrigin(page.digest, 0n, 1) };
+      if (good.length) yield { kind: 'users', records: good.map(mapInactiveUser), origin: batchOrigin(page.digest, 0n, 0) };
     }
   }
 
   /** `/roles` lists organization roles under `role` and school override roles under `building_role`. */
-  private async roles(http: ProviderHttpClient): Promise<Map<string, Role | null>> {
+  private async roles(http: ProviderHttpClient): Promise<{ roles: Map<string, Role | null>; digest: bigint }> {
     const schema = z.object({ role: z.array(z.unknown()).nullish(), building_role: z.array(z.unknown()).nullish() }).passthrough();
-    const { body } = await http.getJson('/roles', schema);
+    const { body, digest } = await http.getJson('/roles', schema);
     const roles = new Map<string, Role | null>();
     for (const raw of [...(body.role ?? []), ...(body.building_role ?? [])]) {
       const parsed = SgyRole.safeParse(raw);
       if (parsed.success) roles.set(parsed.data.id, roleOf(parsed.data));
       else this.logger.warn({ provider: 'schoology', role: idOfRaw(raw) }, 'unreadable Schoology role; its users are quarantined');
     }
-    return roles;
+    return { roles, digest };
   }
 
   /**
@@ -257,11 +266,11 @@ export class SchoologyConnector implements Connector {
    * page has no next link but `total` (a string) says more remain, the next
    * start is computed: a server that drops the link must not cut the roster.
    */
-  private paginate<T>(http: ProviderHttpClient, path: string, key: string, schema: z.ZodType<T>, limit: number, onPage: (n: number) => void): AsyncIterable<Read<T>[]> {
+  private paginate<T>(http: ProviderHttpClient, path: string, key: string, schema: z.ZodType<T>, limit: number, onPage: (n: number) => void): AsyncIterable<Page<Read<T>>> {
     const envelope = sgyPage(key);
     const first = `${path}?start=0&limit=${limit}`;
-    return itemsOf(pagesAhead<Read<T>>(first, async (url) => {
-      const { body } = await http.getJson(url, envelope);
+    return pagesAhead<Read<T>>(first, async (url) => {
+      const { body, digest } = await http.getJson(url, envelope);
       const rawItems = (body[key] as unknown[] | null | undefined) ?? [];
       const items = rawItems.map((raw): Read<T> => {
         const parsed = schema.safeParse(raw);
@@ -275,7 +284,7 @@ export class SchoologyConnector implements Connector {
       if (!next && body.total !== undefined && items.length > 0 && start + items.length < body.total) {
         next = `${path}?start=${start + items.length}&limit=${limit}`;
       }
-      return { items, next };
-    }, `Schoology ${path}`, { limit, idOf: (r) => (r.ok ? JSON.stringify(r.value).slice(0, 120) : r.id ?? '') }));
+      return { items, next, digest };
+    }, `Schoology ${path}`, { limit, idOf: (r) => (r.ok ? JSON.stringify(r.value).slice(0, 120) : r.id ?? '') });
   }
 }
