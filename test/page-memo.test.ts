@@ -1,10 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
+import pg from 'pg';
+import { withDefaultUser } from '../db/connection.js';
 import type { FakeCleverServer } from '../fixtures/clever/server.js';
 import { ORG, oneRoster12 } from '../fixtures/payloads/oneroster.js';
 import { listLicenses, listUsers } from '../src/queries.js';
 import { getRun, type RunView } from '../src/sync/runs.js';
 import { upsertDistrict, getDistrict } from '../src/districts/repository.js';
+import { triggerSync } from '../jobs/trigger.js';
+import { waitForRun } from '../src/sync/wait.js';
 import type { TestEnv } from './helpers/context.js';
 import { addCleverDistrict, addPool, startClever, syncNow } from './helpers/district.js';
 import { addReplayDistrict, createPayloadEnv, startOneRoster, storedState } from './helpers/payloads.js';
@@ -54,10 +58,48 @@ async function outcome(districtId: string) {
 /** Requests the Clever server answered during the district's last run (syncBoth). */
 let lastRequests = 0;
 
+/** The district's mirror tables (a run's stage tables). */
+async function mirrorTables(districtId: string): Promise<string[]> {
+  const { run_id: mirrorRun } = await t.ctx.db.selectFrom('snapshot_mirrors').select('run_id').where('district_id', '=', districtId).executeTakeFirstOrThrow();
+  const { rows } = await sql<{ name: string }>`
+    SELECT c.relname AS name FROM pg_class c JOIN pg_namespace s ON s.oid = c.relnamespace
+    WHERE s.nspname = 'stage' AND c.relname LIKE ${`r${mirrorRun.replace(/-/g, '')}\\_%`}`.execute(t.ctx.db);
+  return rows.map((r) => r.name);
+}
+
+/**
+ * Syncs the district while its mirror's hashes cannot load until the
+ * provider has answered `requests` requests (a lock on one of its tables):
+ * every page the memo backs is taken before they load, as in a large
+ * district where loading them takes seconds.
+ */
+async function syncHoldingMirror(id: string, requests: number): Promise<RunView> {
+  const [table] = await mirrorTables(id);
+  const before = server.requests.length;
+  // A connection of its own: the worker runs in this process, on the context's pool.
+  const locker = new pg.Client({ connectionString: withDefaultUser(t.ctx.config.DATABASE_URL) });
+  await locker.connect();
+  let runId: string;
+  try {
+    await locker.query('BEGIN');
+    await locker.query(`LOCK TABLE stage.${table!} IN ACCESS EXCLUSIVE MODE`);
+    ({ run: { id: runId } } = await triggerSync(t.ctx, id, { trigger: 'cli' }));
+    // Bounded: a fetch that waits for the hashes (no page taken) never gets there, and fails the caller's count instead.
+    const deadline = Date.now() + 15_000;
+    while (server.requests.length - before < requests && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    await locker.query('COMMIT');
+  } finally {
+    await locker.end();
+  }
+  const run = await waitForRun(t.ctx.db, runId, { timeoutMs: 60000, intervalMs: 50 });
+  lastRequests = server.requests.length - before;
+  return run;
+}
+
 /** Syncs the district (memo and mirror) and its twin (neither: both forgotten first), and checks they end the same. */
-async function syncBoth(id: string, twin: string, provider: { requests: unknown[] } = server): Promise<RunView> {
+async function syncBoth(id: string, twin: string, provider: { requests: unknown[] } = server, sync: () => Promise<RunView> = () => syncNow(t.ctx, id)): Promise<RunView> {
   const before = provider.requests.length;
-  const run = await syncNow(t.ctx, id);
+  const run = await sync();
   lastRequests = provider.requests.length - before;
   await t.ctx.db.deleteFrom('snapshot_mirrors').where('district_id', '=', twin).execute();
   await t.ctx.db.deleteFrom('page_memo').where('district_id', '=', twin).execute();
@@ -120,10 +162,10 @@ test('an entry the mirror cannot back is not used: the page is read, and the out
   const memo = await memoOf('stale');
   // Every entry now names rows no mirror holds (a bad write, or a mirror of another snapshot).
   await sql`UPDATE page_memo SET hashes = decode(repeat('ab', length(hashes)), 'hex') WHERE district_id = 'stale'`.execute(t.ctx.db);
-  const run = await syncBoth('stale', 'stale-twin');
-  // The entries were the quiet mirror's own, so the fetch took their pages
-  // without waiting for the mirror's hashes; once loaded, they showed the
-  // entries wrong, and the snapshot was fetched again without the memo.
+  // The entries are the quiet mirror's own, so the fetch takes their pages
+  // without waiting for the mirror's hashes; once loaded, they show the
+  // entries wrong, and the snapshot is fetched again without the memo.
+  const run = await syncBoth('stale', 'stale-twin', server, () => syncHoldingMirror('stale', fetchRequests));
   expect(lastRequests).toBe(2 * fetchRequests);
   expect((await progressOf(run))?.reused).toBe(0);
   // Every record was still found in the mirror, one by one: nothing changed.
@@ -133,16 +175,14 @@ test('an entry the mirror cannot back is not used: the page is read, and the out
   expect(await memoOf('stale')).toEqual(memo);
 
   // The mirror emptied under a kept memo (a crash restart empties unlogged tables): no entry can be used either.
-  const { run_id: mirrorRun } = await t.ctx.db.selectFrom('snapshot_mirrors').select('run_id').where('district_id', '=', 'stale').executeTakeFirstOrThrow();
-  const { rows: tables } = await sql<{ name: string }>`
-    SELECT c.relname AS name FROM pg_class c JOIN pg_namespace s ON s.oid = c.relnamespace
-    WHERE s.nspname = 'stage' AND c.relname LIKE ${`r${mirrorRun.replace(/-/g, '')}\\_%`}`.execute(t.ctx.db);
-  for (const { name } of tables) await sql`TRUNCATE stage.${sql.table(name)}`.execute(t.ctx.db);
+  for (const name of await mirrorTables('stale')) await sql`TRUNCATE stage.${sql.table(name)}`.execute(t.ctx.db);
   const { district } = server;
   district.students.get([...district.students.keys()][3]!)!.first = 'After the crash';
   district.version += 1;
   const recovered = await syncBoth('stale', 'stale-twin');
-  expect(lastRequests).toBe(2 * fetchRequests);
+  // Read once, or again from the start when pages the memo backs were taken before the (empty) mirror's hashes loaded.
+  expect(lastRequests).toBeGreaterThanOrEqual(fetchRequests);
+  expect(lastRequests).toBeLessThanOrEqual(2 * fetchRequests);
   expect((await progressOf(recovered))?.reused).toBe(0);
   expect(recovered.counts).toMatchObject({ usersUpdated: 1, usersDeleted: 0 });
 });
@@ -202,7 +242,7 @@ test('a memo of large entries loads whole: entries spanning many COPY chunks com
   }
   const d = await getDistrict(t.ctx.db, 'memo-big');
   // Loaded by an attempt of a run that never writes (nothing is remembered here).
-  const memo = (await loadPageMemo(t.ctx.db, { runId: randomUUID(), attempt: 1 }, 'memo-big', d.settings))!;
+  const memo = (await loadPageMemo(t.ctx.db, { runId: randomUUID(), attempt: 1 }, 'memo-big', d.settings, {}))!;
   // Every entry is found by its key and names exactly its rows: each marks its own 70,000 in a set of all of them.
   const everything = new HashSet(BigUint64Array.from(entries.flatMap((e) => [...e.hashes])));
   for (const [n, { key }] of entries.entries()) {

@@ -303,8 +303,11 @@ async function fetchIntoStage(
     hashes = set;
     withMirror.log.info({ mirror: withMirror.mirror.runId, records: set.size, ms: Math.round(performance.now() - loadStarted) }, 'mirror loaded');
   });
-  // Only a complete snapshot: a delta's pages are not the snapshot's, and would drop its entries.
-  const memoLoading = opts.full ? loadPageMemo(ctx.db, lease, district.id, district.settings, withMirror?.mirror.quiet ? withMirror.mirror.runId : undefined).then((m) => { memo = m; }) : undefined;
+  // Only a complete snapshot: a delta's pages are not the snapshot's, and
+  // would drop its entries. Without a mirror no entry can be used: the memo
+  // is only made. A cache: failing to read it only means reading every page.
+  const memoLoading = opts.full ? loadPageMemo(ctx.db, lease, district.id, district.settings, withMirror ? { quietMirror: withMirror.mirror.quiet ? withMirror.mirror.runId : undefined } : undefined)
+    .then((m) => { memo = m; }, (err: unknown) => { ctx.logger.warn({ runId, err: (err as Error).message }, 'page memo not read; reading every page'); }) : undefined;
   // Never left unobserved: a failed load fails the first batch (or the end of the fetch).
   mirrorLoading?.catch(() => undefined);
   memoLoading?.catch(() => undefined);
@@ -344,11 +347,17 @@ async function fetchIntoStage(
       throw new Error(`the provider sent more than ${await opts.maxRecords} records, far more than this district holds; stopped before the stage filled (a pagination that never ends?). Nothing was applied`);
     }
     await memoLoading;
+    // Pages taken before the mirror's hashes loaded are checked as soon as
+    // they have: a wrong entry costs a fetch restarted early, not a whole one.
+    if (hashes && memo?.unsettled && !memo.settle(hashes)) {
+      abort.abort();
+      throw new MemoMismatchError('a page taken by the page memo names rows the mirror lacks');
+    }
     const key = memo && batch.origin !== undefined ? memo.key(batch.origin) : undefined;
-    // A page the quiet mirror's own fetch took or made is taken at once
-    // (checked once the mirror's hashes have loaded); anything else waits
-    // for them (only the first batch does).
-    const taken = key !== undefined && withMirror !== undefined && memo!.takeBacked(key);
+    // Until the mirror's hashes have loaded, a page the quiet mirror's own
+    // fetch took or made is taken at once; anything else waits for them
+    // (only the first batches do).
+    const taken = key !== undefined && withMirror !== undefined && !hashes && memo!.takeBacked(key);
     if (!taken) await mirrorLoading;
     if (!taken && (key === undefined || !hashes || !memo!.reuse(key, hashes))) {
       // A staging batch's worth at a time, each while the previous one is

@@ -1,4 +1,5 @@
-import { readdir, readFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Writable } from 'node:stream';
@@ -21,46 +22,59 @@ import { copyToSettled } from './snapshot-mirror.js';
 //
 // Why it is exact: a batch's rows are a function of its origin, given the
 // code that makes them and the district's settings. So an origin is salted
-// with both (a digest of the connectors' and the stage's source files, and
-// the settings without credentials), and a memo entry is used only when the
+// with both (a digest of the connectors' and the stage's source files and
+// the locked dependencies, taken when the module loads, and the settings
+// without credentials), and a memo entry is used only when the
 // mirror still holds every row it names: the rows are then copied from the
 // mirror exactly as if the page had been read (snapshot-mirror.ts). An entry
 // from a lost mirror, an older one or a bad write is simply not used.
 
-/** The source the rows of a page are made by, relative to this module: the connectors, record preparation, the stage's columns, the hash. */
-const MAKERS = ['../../connectors', 'record-prep', 'stage-tables', 'record-hash', '../domain/model'];
+/**
+ * The source the rows of a page are made by, relative to this module: the
+ * connectors, record preparation, the stage's columns, the staging of a
+ * batch, the hash and the model; and the locked dependency versions (zod
+ * reads every record).
+ */
+const MAKERS = ['../../connectors', 'record-prep', 'stage-tables', 'stage', 'record-hash', '../domain/model'];
 
-let code: Promise<string | undefined> | undefined;
-
-/** A digest of the code that turns pages into rows; undefined when it cannot be read (the memo is then not used). */
-function codeDigest(): Promise<string | undefined> {
-  code ??= (async () => {
+/**
+ * A digest of the code that turns pages into rows, read when this module is
+ * loaded, so it is the code this process runs even if a deploy rewrites the
+ * files later; undefined when it cannot be read (the memo is then not used).
+ */
+const CODE_DIGEST: string | undefined = (() => {
+  try {
     const self = fileURLToPath(import.meta.url);
     const here = path.dirname(self);
     // .ts under tsx and jest, .js when built: the same extension as this module's.
     const ext = path.extname(self);
     const files: string[] = [];
-    const walk = async (dir: string): Promise<void> => {
-      for (const e of await readdir(dir, { withFileTypes: true })) {
+    const walk = (dir: string): void => {
+      for (const e of readdirSync(dir, { withFileTypes: true })) {
         const p = path.join(dir, e.name);
-        if (e.isDirectory()) await walk(p);
+        if (e.isDirectory()) walk(p);
         else if (p.endsWith(ext) && !p.endsWith(`.d${ext}`)) files.push(p);
       }
     };
-    await walk(path.join(here, MAKERS[0]!));
+    walk(path.join(here, MAKERS[0]!));
     for (const m of MAKERS.slice(1)) files.push(path.join(here, `${m}${ext}`));
+    // The package root: the nearest directory up with a package.json (dist/ has none).
+    let root = here;
+    while (!existsSync(path.join(root, 'package.json')) && path.dirname(root) !== root) root = path.dirname(root);
+    const lock = path.join(root, 'package-lock.json');
     files.sort();
-    let text = '';
-    for (const f of files) text += `${path.relative(here, f)}\n${await readFile(f, 'utf8')}\n`;
-    const { h64ToString } = await xxhash();
-    return h64ToString(text);
-  })().catch(() => undefined);
-  return code;
-}
+    if (existsSync(lock)) files.push(lock);
+    const digest = createHash('sha256');
+    for (const f of files) digest.update(`${path.relative(here, f)}\n`).update(readFileSync(f)).update('\n');
+    return digest.digest('hex');
+  } catch {
+    return undefined;
+  }
+})();
 
 /** What an origin is salted with for a district: the code's digest and its settings (credentials left out: they change no row). */
 async function saltFor(settings: object): Promise<bigint | undefined> {
-  const digest = await codeDigest();
+  const digest = CODE_DIGEST;
   if (digest === undefined) return undefined;
   const { credentials: _left, ...rest } = settings as Record<string, unknown>;
   const { h64 } = await xxhash();
@@ -73,10 +87,11 @@ const WRITE_BYTES = 4 << 20;
 /** A fetch's view of the memo: the entries it loaded, the ones it used, and the ones it made (written as they gather). */
 export class PageMemo {
   private readonly used: bigint[] = [];
-  private readonly made: bigint[] = [];
+  private readonly made = new Set<bigint>();
   /** Backed entries taken before the mirror's hashes had loaded: marked seen (and checked) once they have. */
   private readonly deferred: bigint[] = [];
-  private pending: { key: bigint; hashes: BigUint64Array }[] = [];
+  /** Made and not yet written, by key: an origin met twice in one fetch (a list the provider repeated) is written once. */
+  private pending = new Map<bigint, BigUint64Array>();
   private pendingBytes = 0;
   private writing: Promise<void> = Promise.resolve();
   private writeError: unknown;
@@ -130,9 +145,9 @@ export class PageMemo {
    * it fails; only dropping the others waits for a fetch to end (savePageMemo).
    */
   async remember(key: bigint, hashes: BigUint64Array): Promise<void> {
-    this.made.push(key);
-    this.pending.push({ key, hashes });
-    this.pendingBytes += hashes.byteLength;
+    this.made.add(key);
+    if (!this.pending.has(key)) this.pendingBytes += hashes.byteLength;
+    this.pending.set(key, hashes);
     if (this.pendingBytes >= WRITE_BYTES) await this.write();
   }
 
@@ -140,12 +155,12 @@ export class PageMemo {
   private async write(): Promise<void> {
     await this.writing;
     if (this.writeError !== undefined) throw this.writeError;
-    const entries = this.pending;
-    this.pending = [];
+    const entries = [...this.pending];
+    this.pending = new Map();
     this.pendingBytes = 0;
     if (entries.length === 0) return;
-    const keys = entries.map((e) => BigInt.asIntN(64, e.key).toString());
-    const hashes = entries.map((e) => Buffer.from(e.hashes.buffer, e.hashes.byteOffset, e.hashes.byteLength));
+    const keys = entries.map(([key]) => BigInt.asIntN(64, key).toString());
+    const hashes = entries.map(([, h]) => Buffer.from(h.buffer, h.byteOffset, h.byteLength));
     // An entry remade (its rows had left the mirror) replaces the one loaded.
     this.writing = inLeasedTransaction(this.db, this.lease, async (client) => {
       await client.query(`
@@ -162,15 +177,21 @@ export class PageMemo {
     if (this.writeError !== undefined) throw this.writeError;
   }
 
-  /** Whether this fetch leaves the memo as it found it (every entry used, none made). */
-  get unchanged(): boolean {
-    return this.made.length === 0 && this.deferred.length === 0 && new Set(this.used).size === this.known.size;
+  /** Whether every entry loaded was used or made again by this fetch (none is left to drop). */
+  get allKept(): boolean {
+    const kept = new Set([...this.used, ...this.made]);
+    return [...this.known.keys()].every((k) => kept.has(k));
   }
 
   /** The keys of the entries this fetch used, and of those it made, as Postgres bigints. */
   keys(): { used: string[]; made: string[] } {
-    const text = (ks: bigint[]) => ks.map((k) => BigInt.asIntN(64, k).toString());
+    const text = (ks: Iterable<bigint>) => [...new Set(ks)].map((k) => BigInt.asIntN(64, k).toString());
     return { used: text(this.used), made: text(this.made) };
+  }
+
+  /** Backed entries taken and not yet checked against the mirror. */
+  get unsettled(): number {
+    return this.deferred.length;
   }
 }
 
@@ -180,14 +201,18 @@ export class MemoMismatchError extends Error {}
 /**
  * The district's memo for a complete fetch by the attempt holding `lease`;
  * undefined when the code that makes rows cannot be told (none is used or
- * kept then). An entry is backed when it was last made or used by the fetch
- * of `quietMirror` (the district's mirror, when quiet). Read with one binary
+ * kept then). Entries are read only with a mirror to use them against; an
+ * entry is backed when it was last made or used by the fetch of
+ * `quietMirror` (the district's mirror, when quiet). Read with one binary
  * COPY into one array sized beforehand (8 bytes a row: 56 MB at a million
  * students, never twice that while it loads), in one snapshot of the table.
  */
-export async function loadPageMemo(db: Db, lease: RunLease, districtId: string, settings: object, quietMirror?: string): Promise<PageMemo | undefined> {
+export async function loadPageMemo(db: Db, lease: RunLease, districtId: string, settings: object, mirror?: { quietMirror?: string }): Promise<PageMemo | undefined> {
   const salt = await saltFor(settings);
   if (salt === undefined) return undefined;
+  // Without a mirror no entry can be used: none is read, the fetch only makes them.
+  if (!mirror) return new PageMemo(db, lease, districtId, salt, new Map());
+  const { quietMirror } = mirror;
   const client = await poolOf(db).connect();
   let broken: Error | undefined;
   try {
@@ -268,16 +293,19 @@ function memoReader(all: BigUint64Array, known: Map<bigint, { hashes: BigUint64A
  * entries it used are marked as its own (they are in its snapshot, which may
  * become the mirror), and the entries it neither used nor made (pages no
  * longer sent, or made by other code or settings) are dropped. Fenced by the
- * attempt. A fetch that used every entry and made none (a no-op) changes
- * nothing: its entries stay the mirror's.
+ * attempt.
  */
 export async function savePageMemo(db: Db, lease: RunLease, districtId: string, memo: PageMemo): Promise<void> {
   await memo.written();
-  if (memo.unchanged) return;
-  const { used, made } = memo.keys();
+  const { used } = memo.keys();
+  const stale = !memo.allKept;
   await inLeasedTransaction(db, lease, async (client) => {
-    await client.query(`DELETE FROM page_memo WHERE district_id = $1 AND key NOT IN (SELECT unnest($2::bigint[]) UNION ALL SELECT unnest($3::bigint[]))`, [districtId, used, made]);
-    await client.query(`UPDATE page_memo SET run_id = $2 WHERE district_id = $1 AND run_id <> $2 AND key IN (SELECT unnest($3::bigint[]))`, [districtId, lease.runId, used]);
+    if (stale) {
+      const { made } = memo.keys();
+      await client.query(`DELETE FROM page_memo WHERE district_id = $1 AND key NOT IN (SELECT unnest($2::bigint[]) UNION ALL SELECT unnest($3::bigint[]))`, [districtId, used, made]);
+    }
+    // Even when nothing else changed: this run may apply and become the mirror (a no-op hands them back: adoptIntoMirror).
+    if (used.length) await client.query(`UPDATE page_memo SET run_id = $2 WHERE district_id = $1 AND run_id <> $2 AND key IN (SELECT unnest($3::bigint[]))`, [districtId, lease.runId, used]);
   });
 }
 

@@ -8,6 +8,8 @@
 // Beside the syncs, in the same run, for each provider and size:
 // - bare fetch: the connector alone reading the same snapshot from the same fake
 //   server (fetch-profile.ts --attach, a child process), after the no-op resync;
+//   up to 200,000 students the no-op and the bare fetch are each run 3 times
+//   (--repeat N) and their medians compared;
 // - raw COPY (once per size): the first sync's rows COPYed into a scratch
 //   database, constraints built after (copy-load.ts, a child process).
 import { spawn } from 'node:child_process';
@@ -54,6 +56,10 @@ const { values } = parseArgs({
     'worker-cpu-prof': { type: 'string' },
     // Leave out the baselines: bare-fetch, raw-copy (comma-separated).
     skip: { type: 'string', default: '' },
+    // Samples of the no-op resync and of the bare fetch whose medians the
+    // ratio compares (default: 3 up to 200,000 students, where a run takes
+    // seconds and this machine's noise is tens of percent of it; 1 above).
+    repeat: { type: 'string' },
   },
 });
 
@@ -70,6 +76,9 @@ const sectionsFor = (students: number) => Math.max(1, Math.round(values.sections
 const skip = new Set(values.skip!.split(',').map((s) => s.trim()).filter(Boolean));
 for (const s of skip) if (s !== 'bare-fetch' && s !== 'raw-copy') throw new Error(`--skip: unknown '${s}' (bare-fetch, raw-copy)`);
 const workerHeapMb = Number(values['worker-heap-mb']) > 0 ? Number(values['worker-heap-mb']) : null;
+const repeatsAt = (students: number) => (values.repeat ? wholeNumbers('repeat', values.repeat)[0]! : students <= 200_000 ? 3 : 1);
+/** The middle sample (the upper one of an even count). */
+const median = <T>(samples: readonly T[], by: (x: T) => number): T => [...samples].sort((a, b) => by(a) - by(b))[Math.floor(samples.length / 2)]!;
 
 const TARGETS = {
   /** Issue #8, set for 50,000 students: checked at sizes up to that. */
@@ -109,12 +118,17 @@ async function firstLine<T>(c: Child): Promise<{ raw: string; value: T }> {
 
 /** A child run to its end for its one JSON line (fetch-profile.ts, copy-load.ts). */
 async function report<T>(args: string[], schema: z.ZodType<T>, childEnv: NodeJS.ProcessEnv = env): Promise<T> {
+  return (await reports(args, schema, childEnv))[0]!;
+}
+
+/** Every line a child reports, parsed (one per run). */
+async function reports<T>(args: string[], schema: z.ZodType<T>, childEnv: NodeJS.ProcessEnv = env): Promise<T[]> {
   const c = child(args, childEnv);
-  let line: string | undefined;
-  for (let next = await c.lines.next(); !next.done; next = await c.lines.next()) line ??= next.value;
+  const lines: string[] = [];
+  for (let next = await c.lines.next(); !next.done; next = await c.lines.next()) lines.push(next.value);
   const code = await c.done;
-  if (code !== 0 || !line) throw new Error(`${args[0]!.split('/').pop()} exited with ${code}${line ? '' : ' before reporting'}`);
-  return schema.parse(JSON.parse(line));
+  if (code !== 0 || lines.length === 0) throw new Error(`${args[0]!.split('/').pop()} exited with ${code}${lines.length ? '' : ' before reporting'}`);
+  return lines.map((line) => schema.parse(JSON.parse(line)));
 }
 
 async function resetDatabase(): Promise<void> {
@@ -252,8 +266,12 @@ async function benchProvider(ctx: AppContext, provider: BenchProvider, shape: Di
     for (const t of ROSTER_TABLES) {
       firstRows[t] = (await sql<{ n: number }>`SELECT count(*)::int AS n FROM ${sql.table(t)} WHERE district_id = ${id}`.execute(ctx.db)).rows[0]!.n;
     }
-    results.push(await scenario(ctx, id, logTag, control, 'no-op resync'));
-    if (provider === 'classlink') results.push(await scenario(ctx, id, logTag, control, 'no-op resync', true));
+    const repeats = repeatsAt(shape.students);
+    // ClassLink's scheduled resync is a delta: timed once; its full no-op is the one compared with the bare fetch.
+    if (provider === 'classlink') results.push(await scenario(ctx, id, logTag, control, 'no-op resync'));
+    const noops: Result[] = [];
+    for (let i = 1; i <= repeats; i += 1) noops.push(await scenario(ctx, id, repeats > 1 ? `${logTag}-${i}` : logTag, control, 'no-op resync', provider === 'classlink'));
+    results.push(...noops);
 
     // The connector alone, reading the snapshot the no-op resync just read, from the same server.
     let bare: BareFetch | null = null;
@@ -261,9 +279,14 @@ async function benchProvider(ctx: AppContext, provider: BenchProvider, shape: Di
     if (!skip.has('bare-fetch')) {
       const heapEnv = workerHeapMb ? { ...env, NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --max-old-space-size=${workerHeapMb}`.trim() } : env;
       try {
-        bare = await report([here('fetch-profile.ts'), '--provider', provider, '--attach', info.raw, '--server-pid', String(server.pid), '--runs', '1',
+        const bares = await reports([here('fetch-profile.ts'), '--provider', provider, '--attach', info.raw, '--server-pid', String(server.pid), '--runs', String(repeats),
           '--students', String(shape.students), '--sections', shape.sections, '--per-student', shape.perStudent, '--schools', shape.schools, '--page-size', String(shape.pageSize)], BareFetch, heapEnv);
+        bare = median(bares, (b) => b.connectorOnlyMs);
         process.stdout.write(`bare fetch: ${(bare.connectorOnlyMs / 1000).toFixed(1)} s, ${bare.requests} requests, ${sum(bare.records).toLocaleString('en-US')} records, peak RSS ${bare.peakRssMb} MB\n`);
+        if (repeats > 1) {
+          const list = (ms: number[]) => ms.map((m) => (m / 1000).toFixed(2)).join(', ');
+          process.stdout.write(`medians of ${repeats}: no-op resync ${list(noops.map((r) => r.ms))} s; bare fetch ${list(bares.map((b) => b.connectorOnlyMs))} s\n`);
+        }
       } catch (err) {
         bareError = (err as Error).message;
         process.stdout.write(`bare fetch FAILED: ${bareError}\n`);
@@ -275,7 +298,7 @@ async function benchProvider(ctx: AppContext, provider: BenchProvider, shape: Di
     results.push(await scenario(ctx, id, logTag, control, '1% churn resync'));
     return {
       provider, students: shape.students, sections: Number(shape.sections), results,
-      first: results[0]!, noop: results.find((r) => r.name === 'no-op resync')!, churn: results[results.length - 1]!,
+      first: results[0]!, noop: median(noops, (r) => r.ms), churn: results[results.length - 1]!,
       bare, bareError, fakePeakRssMb: treePeakRssMb(server.pid), firstRows,
     };
   } finally {
