@@ -156,6 +156,8 @@ export interface PageMemoTable {
   key: string;
   /** The run whose fetch last made or used the entry. */
   run_id: string;
+  /** That fetch tagged every batch (its entries name its whole snapshot). */
+  covering: Generated<boolean>;
   /** The rows' hashes, 8 bytes each (little-endian). */
   hashes: Buffer;
 }

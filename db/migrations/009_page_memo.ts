@@ -11,7 +11,10 @@ import { sql, type Kysely } from 'kysely';
 // snapshot is the district's quiet mirror, the entry's rows are known to be in
 // it, and a fetch need not wait for the mirror's hashes to take the page (it
 // checks them when they have loaded, and fetches again without the memo if
-// one is missing). A cache, and checked on every use: unlogged (a crash
+// one is missing). `covering` says that fetch tagged every batch it made, so
+// its entries name every row of its snapshot: when they are all the
+// entries a fetch meets, the snapshot is the mirror's without loading its
+// hashes. A cache, and checked on every use: unlogged (a crash
 // empties it with the mirror, and the next fetch prepares every page),
 // rewritten by each complete fetch.
 export async function up(db: Kysely<unknown>): Promise<void> {
@@ -20,6 +23,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
       district_id text NOT NULL REFERENCES districts(id) ON DELETE CASCADE,
       key bigint NOT NULL,
       run_id uuid NOT NULL,
+      covering boolean NOT NULL DEFAULT false,
       hashes bytea NOT NULL,
       PRIMARY KEY (district_id, key)
     )`.execute(db);

@@ -93,12 +93,14 @@ export class PageMemo {
   /** Made and not yet written, by key: an origin met twice in one fetch (a list the provider repeated) is written once. */
   private pending = new Map<bigint, BigUint64Array>();
   private pendingBytes = 0;
+  /** A batch of this fetch had no origin: its entries do not name its whole snapshot. */
+  private untagged = false;
   private writing: Promise<void> = Promise.resolve();
   private writeError: unknown;
 
   constructor(
     private readonly db: Db, private readonly lease: RunLease, private readonly districtId: string, private readonly salt: bigint,
-    private readonly known: ReadonlyMap<bigint, { hashes: BigUint64Array; backed: boolean }>,
+    private readonly known: ReadonlyMap<bigint, { hashes: BigUint64Array; backed: boolean; covering: boolean }>,
   ) {}
 
   /** Batches whose rows were taken from the mirror by their origin. */
@@ -128,6 +130,42 @@ export class PageMemo {
     if (!entry || !mirror.markAll(entry.hashes)) return false;
     this.used.push(key);
     return true;
+  }
+
+  /** A batch without an origin came (its rows are in no entry). */
+  noteUntagged(): void {
+    this.untagged = true;
+  }
+
+  /** Whether any entry is backed (a fetch may then never need the mirror's hashes). */
+  get hasBacked(): boolean {
+    for (const e of this.known.values()) if (e.backed) return true;
+    return false;
+  }
+
+  /**
+   * Whether the batches taken by takeBacked are every backed entry: with no
+   * other batch, the snapshot is then the quiet mirror's own, row for row
+   * (its fetch made or used exactly these entries, and tagged every batch
+   * it made: `covering`), and needs no hashes to be known unchanged.
+   */
+  tookEveryBacked(): boolean {
+    const taken = new Set(this.deferred);
+    let backed = 0;
+    for (const [key, e] of this.known) if (e.backed) { backed += 1; if (!taken.has(key) || !e.covering) return false; }
+    return taken.size === backed;
+  }
+
+  /** The rows of the batches taken by takeBacked. */
+  get takenRows(): number {
+    let n = 0;
+    for (const key of this.deferred) n += this.known.get(key)!.hashes.length;
+    return n;
+  }
+
+  /** Counts the batches taken by takeBacked as used, unchecked (tookEveryBacked says why they need no check). */
+  acceptTaken(): void {
+    for (const key of this.deferred.splice(0)) this.used.push(key);
   }
 
   /** Marks the rows of the batches taken by takeBacked seen in the mirror; false when it lacks one (their pages must be read again). */
@@ -183,6 +221,11 @@ export class PageMemo {
     return [...this.known.keys()].every((k) => kept.has(k));
   }
 
+  /** Whether every batch of this fetch had an origin. */
+  get covering(): boolean {
+    return !this.untagged;
+  }
+
   /** The keys of the entries this fetch used, and of those it made, as Postgres bigints. */
   keys(): { used: string[]; made: string[] } {
     const text = (ks: Iterable<bigint>) => [...new Set(ks)].map((k) => BigInt.asIntN(64, k).toString());
@@ -220,10 +263,10 @@ export async function loadPageMemo(db: Db, lease: RunLease, districtId: string, 
     const { rows: [size] } = await client.query<{ bytes: string }>(
       `SELECT COALESCE(sum(octet_length(hashes)), 0)::bigint AS bytes FROM page_memo WHERE district_id = $1 AND octet_length(hashes) % 8 = 0`, [districtId]);
     const all = new BigUint64Array(Number(size?.bytes ?? 0) / 8);
-    const known = new Map<bigint, { hashes: BigUint64Array; backed: boolean }>();
+    const known = new Map<bigint, { hashes: BigUint64Array; backed: boolean; covering: boolean }>();
     const backed = quietMirror === undefined ? 'false' : `run_id = ${escapeLiteral(quietMirror)}::uuid`;
     await pipeline(client.query(copyToSettled(
-      `COPY (SELECT key, ${backed}, hashes FROM page_memo WHERE district_id = ${escapeLiteral(districtId)} AND octet_length(hashes) % 8 = 0) TO STDOUT (FORMAT binary)`)),
+      `COPY (SELECT key, ${backed}, covering, hashes FROM page_memo WHERE district_id = ${escapeLiteral(districtId)} AND octet_length(hashes) % 8 = 0) TO STDOUT (FORMAT binary)`)),
       memoReader(all, known));
     await client.query('COMMIT');
     return new PageMemo(db, lease, districtId, salt, known);
@@ -238,12 +281,12 @@ export async function loadPageMemo(db: Db, lease: RunLease, districtId: string, 
 const escapeLiteral = (s: string) => `'${s.replace(/'/g, "''")}'`;
 
 /**
- * Parses a binary COPY of (key bigint, backed boolean, hashes bytea) rows,
+ * Parses a binary COPY of (key bigint, backed boolean, covering boolean, hashes bytea) rows,
  * copying each row's hashes straight into `all` (in order) and naming them
  * by key.
  * Format: https://www.postgresql.org/docs/current/sql-copy.html (Binary Format).
  */
-function memoReader(all: BigUint64Array, known: Map<bigint, { hashes: BigUint64Array; backed: boolean }>): Writable {
+function memoReader(all: BigUint64Array, known: Map<bigint, { hashes: BigUint64Array; backed: boolean; covering: boolean }>): Writable {
   const bytes = new Uint8Array(all.buffer);
   let headerLeft = 19; // signature (11), flags (4), header extension length (4; always 0)
   let carry: Buffer = Buffer.alloc(0);
@@ -271,14 +314,16 @@ function memoReader(all: BigUint64Array, known: Map<bigint, { hashes: BigUint64A
         }
         if (buf.length - i < 2) break;
         if (buf.readInt16BE(i) === -1) { ended = true; i = buf.length; break; }
-        // Field count (int16 = 3), key length (int32 = 8), key, backed length (int32 = 1), backed, hashes length (int32).
-        if (buf.length - i < 23) break;
+        // Field count (int16 = 4), key length (int32 = 8), key, backed length (int32 = 1), backed,
+        // covering length (int32 = 1), covering, hashes length (int32).
+        if (buf.length - i < 28) break;
         const key = buf.readBigUInt64BE(i + 6);
         const backed = buf[i + 18] === 1;
-        const length = buf.readInt32BE(i + 19);
-        i += 23;
+        const covering = buf[i + 23] === 1;
+        const length = buf.readInt32BE(i + 24);
+        i += 28;
         if (at + length > bytes.length) { done(new Error('page memo changed while it was read')); return; }
-        known.set(key, { hashes: all.subarray(at / 8, (at + length) / 8), backed });
+        known.set(key, { hashes: all.subarray(at / 8, (at + length) / 8), backed, covering });
         payloadLeft = length;
       }
       // What is left is a few bytes of a tuple's head at most: copied, so the chunk is not held.
@@ -297,15 +342,15 @@ function memoReader(all: BigUint64Array, known: Map<bigint, { hashes: BigUint64A
  */
 export async function savePageMemo(db: Db, lease: RunLease, districtId: string, memo: PageMemo): Promise<void> {
   await memo.written();
-  const { used } = memo.keys();
+  const { used, made } = memo.keys();
   const stale = !memo.allKept;
   await inLeasedTransaction(db, lease, async (client) => {
     if (stale) {
-      const { made } = memo.keys();
       await client.query(`DELETE FROM page_memo WHERE district_id = $1 AND key NOT IN (SELECT unnest($2::bigint[]) UNION ALL SELECT unnest($3::bigint[]))`, [districtId, used, made]);
     }
     // Even when nothing else changed: this run may apply and become the mirror (a no-op hands them back: adoptIntoMirror).
-    if (used.length) await client.query(`UPDATE page_memo SET run_id = $2 WHERE district_id = $1 AND run_id <> $2 AND key IN (SELECT unnest($3::bigint[]))`, [districtId, lease.runId, used]);
+    await client.query(`UPDATE page_memo SET run_id = $2, covering = $5 WHERE district_id = $1 AND (run_id <> $2 OR covering <> $5)
+      AND key IN (SELECT unnest($3::bigint[]) UNION ALL SELECT unnest($4::bigint[]))`, [districtId, lease.runId, used, made, memo.covering]);
   });
 }
 
