@@ -24,10 +24,15 @@ import { copyToSettled } from './snapshot-mirror.js';
 // code that makes them and the district's settings. So an origin is salted
 // with both (a digest of the connectors' and the stage's source files and
 // the locked dependencies, taken when the module loads, and the settings
-// without credentials), and a memo entry is used only when the
-// mirror still holds every row it names: the rows are then copied from the
-// mirror exactly as if the page had been read (snapshot-mirror.ts). An entry
-// from a lost mirror, an older one or a bad write is simply not used.
+// without credentials). An entry is used when the mirror holds every row it
+// names: checked against the mirror's hashes before use, or, for an entry
+// the quiet mirror's own fetch made or used ("backed"), as soon as they have
+// loaded (a failed check forgets the memo and fetches again). The rows are
+// then copied from the mirror exactly as if the page had been read
+// (snapshot-mirror.ts). A fetch that meets every backed entry of a fetch
+// that tagged every batch, and nothing else, is the mirror's snapshot row
+// for row: it needs no check (tookEveryBacked). An entry from a lost
+// mirror, an older one or a bad write is never used unchecked.
 
 /**
  * The source the rows of a page are made by, relative to this module: the
