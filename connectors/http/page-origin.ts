@@ -11,10 +11,15 @@ import xxhash from 'xxhash-wasm';
 
 let api: ReturnType<typeof xxhash> | undefined;
 
+/** xxhash-wasm, its WebAssembly module loaded once per process (pages, records and the memo's salt share it). */
+export function xxhashApi(): ReturnType<typeof xxhash> {
+  api ??= xxhash();
+  return api;
+}
+
 /** The digest of a page: 64-bit xxHash of its body, seeded by the hash of the URL it answers. */
 export async function pageDigester(): Promise<(url: string, body: string) => bigint> {
-  api ??= xxhash();
-  const { h64 } = await api;
+  const { h64 } = await xxhashApi();
   return (url, body) => h64(body, h64(url));
 }
 

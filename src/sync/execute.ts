@@ -396,21 +396,20 @@ async function fetchIntoStage(
   await memoLoading;
   // Every page taken from the memo, and every page the quiet mirror's fetch
   // met taken: the snapshot is the mirror's, without loading its hashes.
-  if (withMirror && memo && !mirrorLoading && pagesStaged === 0 && memo.tookEveryBacked()) {
-    const unchanged = memo.takenRows;
-    memo.acceptTaken();
-    progress = { ...progress, unchanged, changed: 0, reused: memo.reused };
-    await report(progress);
-    ctx.logger.info({ runId, ms: Math.round(performance.now() - fetchStarted), ...progress }, 'snapshot fetched');
-    await savePageMemo(ctx.db, lease, district.id, memo);
-    return UNCHANGED;
+  const mirrorsOwn = withMirror !== undefined && memo !== undefined && !mirrorLoading && pagesStaged === 0 && memo.tookEveryBacked();
+  if (mirrorsOwn) {
+    const unchanged = memo!.takenRows;
+    memo!.acceptTaken();
+    progress = { ...progress, unchanged, changed: 0, reused: memo!.reused };
+  } else {
+    await loadMirror();
+    if (memo && hashes && !memo.settle(hashes)) throw new MemoMismatchError('a page taken by the page memo names rows the mirror lacks');
+    progress = counted(progress);
   }
-  await loadMirror();
-  if (memo && hashes && !memo.settle(hashes)) throw new MemoMismatchError('a page taken by the page memo names rows the mirror lacks');
-  progress = counted(progress);
   await report(progress);
   ctx.logger.info({ runId, ms: Math.round(performance.now() - fetchStarted), ...progress }, 'snapshot fetched');
   if (memo) await savePageMemo(ctx.db, lease, district.id, memo);
+  if (mirrorsOwn) return UNCHANGED;
   if (!withMirror || !hashes) return pagesStaged;
   if (pagesStaged === 0 && hashes.seenSize === hashes.size) return UNCHANGED;
   const rebuilt = performance.now();

@@ -4,13 +4,12 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import xxhash from 'xxhash-wasm';
 import { poolOf, type Db } from '../../db/connection.js';
-import { mix64 } from '../../connectors/http/page-origin.js';
-import type { HashSet } from './record-hash.js';
+import { mix64, xxhashApi } from '../../connectors/http/page-origin.js';
+import { hashText, type HashSet } from './record-hash.js';
 import type { RunLease } from './runs.js';
 import { inLeasedTransaction } from './stage.js';
-import { copyToSettled } from './snapshot-mirror.js';
+import { binaryCopySink, copyToSettled } from './copy-binary.js';
 
 // What a complete fetch made of each page a connector tagged with an origin
 // (connectors/http/page-origin.ts; db/migrations/009_page_memo.ts): the
@@ -82,7 +81,7 @@ async function saltFor(settings: object): Promise<bigint | undefined> {
   const digest = CODE_DIGEST;
   if (digest === undefined) return undefined;
   const { credentials: _left, ...rest } = settings as Record<string, unknown>;
-  const { h64 } = await xxhash();
+  const { h64 } = await xxhashApi();
   return h64(`${digest}\n${JSON.stringify(rest)}`);
 }
 
@@ -176,7 +175,7 @@ export class PageMemo {
   /** Marks the rows of the batches taken by takeBacked seen in the mirror; false when it lacks one (their pages must be read again). */
   settle(mirror: HashSet): boolean {
     for (const key of this.deferred) if (!mirror.markAll(this.known.get(key)!.hashes)) return false;
-    for (const key of this.deferred.splice(0)) this.used.push(key);
+    this.acceptTaken();
     return true;
   }
 
@@ -202,7 +201,7 @@ export class PageMemo {
     this.pending = new Map();
     this.pendingBytes = 0;
     if (entries.length === 0) return;
-    const keys = entries.map(([key]) => BigInt.asIntN(64, key).toString());
+    const keys = entries.map(([key]) => hashText(key));
     const hashes = entries.map(([, h]) => Buffer.from(h.buffer, h.byteOffset, h.byteLength));
     // An entry remade (its rows had left the mirror) replaces the one loaded.
     this.writing = inLeasedTransaction(this.db, this.lease, async (client) => {
@@ -233,7 +232,7 @@ export class PageMemo {
 
   /** The keys of the entries this fetch used, and of those it made, as Postgres bigints. */
   keys(): { used: string[]; made: string[] } {
-    const text = (ks: Iterable<bigint>) => [...new Set(ks)].map((k) => BigInt.asIntN(64, k).toString());
+    const text = (ks: Iterable<bigint>) => [...new Set(ks)].map(hashText);
     return { used: text(this.used), made: text(this.made) };
   }
 
@@ -293,48 +292,36 @@ const escapeLiteral = (s: string) => `'${s.replace(/'/g, "''")}'`;
  */
 function memoReader(all: BigUint64Array, known: Map<bigint, { hashes: BigUint64Array; backed: boolean; covering: boolean }>): Writable {
   const bytes = new Uint8Array(all.buffer);
-  let headerLeft = 19; // signature (11), flags (4), header extension length (4; always 0)
-  let carry: Buffer = Buffer.alloc(0);
   let at = 0;
   let payloadLeft = 0;
   let ended = false;
-  return new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      const buf: Buffer = carry.length ? Buffer.concat([carry, chunk]) : chunk;
-      let i = 0;
-      if (headerLeft > 0) {
-        const skip = Math.min(headerLeft, buf.length);
-        headerLeft -= skip;
-        i = skip;
+  return binaryCopySink((buf, from) => {
+    let i = from;
+    while (!ended) {
+      if (payloadLeft > 0) {
+        const take = Math.min(payloadLeft, buf.length - i);
+        bytes.set(buf.subarray(i, i + take), at);
+        at += take;
+        i += take;
+        payloadLeft -= take;
+        if (payloadLeft > 0) break;
+        continue;
       }
-      while (!ended) {
-        if (payloadLeft > 0) {
-          const take = Math.min(payloadLeft, buf.length - i);
-          bytes.set(buf.subarray(i, i + take), at);
-          at += take;
-          i += take;
-          payloadLeft -= take;
-          if (payloadLeft > 0) break;
-          continue;
-        }
-        if (buf.length - i < 2) break;
-        if (buf.readInt16BE(i) === -1) { ended = true; i = buf.length; break; }
-        // Field count (int16 = 4), key length (int32 = 8), key, backed length (int32 = 1), backed,
-        // covering length (int32 = 1), covering, hashes length (int32).
-        if (buf.length - i < 28) break;
-        const key = buf.readBigUInt64BE(i + 6);
-        const backed = buf[i + 18] === 1;
-        const covering = buf[i + 23] === 1;
-        const length = buf.readInt32BE(i + 24);
-        i += 28;
-        if (at + length > bytes.length) { done(new Error('page memo changed while it was read')); return; }
-        known.set(key, { hashes: all.subarray(at / 8, (at + length) / 8), backed, covering });
-        payloadLeft = length;
-      }
-      // What is left is a few bytes of a tuple's head at most: copied, so the chunk is not held.
-      carry = Buffer.from(buf.subarray(i));
-      done();
-    },
+      if (buf.length - i < 2) break;
+      if (buf.readInt16BE(i) === -1) { ended = true; break; }
+      // Field count (int16 = 4), key length (int32 = 8), key, backed length (int32 = 1), backed,
+      // covering length (int32 = 1), covering, hashes length (int32).
+      if (buf.length - i < 28) break;
+      const key = buf.readBigUInt64BE(i + 6);
+      const backed = buf[i + 18] === 1;
+      const covering = buf[i + 23] === 1;
+      const length = buf.readInt32BE(i + 24);
+      i += 28;
+      if (at + length > bytes.length) throw new Error('page memo changed while it was read');
+      known.set(key, { hashes: all.subarray(at / 8, (at + length) / 8), backed, covering });
+      payloadLeft = length;
+    }
+    return ended ? buf.length : i;
   });
 }
 

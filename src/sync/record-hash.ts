@@ -1,4 +1,4 @@
-import xxhash from 'xxhash-wasm';
+import { xxhashApi } from '../../connectors/http/page-origin.js';
 import { STAGE_KINDS, type StageKind } from './stage-tables.js';
 
 // A record's content hash: 64-bit xxHash (xxhash-wasm) of its COPY line, i.e.
@@ -10,15 +10,12 @@ import { STAGE_KINDS, type StageKind } from './stage-tables.js';
 // unchanged one only if its new hash equals one of the mirror's, a chance of
 // about 7.4M / 2^64 ≈ 4e-13 per changed record.
 
-let api: Promise<{ h64: (input: string, seed?: bigint) => bigint }> | undefined;
-
 /** A seed per kind of record: the same line under two kinds hashes as two unrelated inputs. */
 const KIND_SEEDS: ReadonlyMap<string, bigint> = new Map(STAGE_KINDS.map((k, i) => [k, BigInt(i + 1)]));
 
 /** The hash function, once its WebAssembly module is loaded (once per process). */
 export async function recordHasher(): Promise<(kind: StageKind, line: string) => bigint> {
-  api ??= xxhash();
-  const { h64 } = await api;
+  const { h64 } = await xxhashApi();
   return (kind, line) => h64(line, KIND_SEEDS.get(kind)!);
 }
 

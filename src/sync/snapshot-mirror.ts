@@ -1,7 +1,7 @@
 import { sql, type RawBuilder, type Transaction } from 'kysely';
-import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
+import { from as copyFrom } from 'pg-copy-streams';
 import { pipeline } from 'node:stream/promises';
-import { Readable, Writable } from 'node:stream';
+import { Readable } from 'node:stream';
 import type { Database } from '../../db/schema.js';
 import { poolOf, type Db } from '../../db/connection.js';
 import { HashList, HashSet, hashText } from './record-hash.js';
@@ -9,6 +9,7 @@ import type { PlanStats } from '../reconcile/types.js';
 import type { RunLease } from './runs.js';
 import { STAGE_KINDS, stageColumnList, stageSideTableName, stageTableName } from './stage-tables.js';
 import { dropStages, inStageBatch } from './stage.js';
+import { binaryCopySink, copyToSettled } from './copy-binary.js';
 
 // A district's mirror is the kept stage of its last applied complete snapshot
 // (db/migrations/007_snapshot_mirror.ts). A full sync loads the mirror's
@@ -55,28 +56,17 @@ export async function loadMirrorHashes(db: Db, runId: string): Promise<HashSet> 
   let broken: Error | undefined;
   try {
     const out = new HashList();
-    let carry: Buffer = Buffer.alloc(0);
-    let headerLeft = 19; // PGCOPY signature (11), flags (4), header extension length (4; always 0)
     let ended = false;
-    const sink = new Writable({
-      write(chunk: Buffer, _encoding, done) {
-        const buf: Buffer = carry.length ? Buffer.concat([carry, chunk]) : chunk;
-        let at = 0;
-        if (headerLeft > 0) {
-          const skip = Math.min(headerLeft, buf.length);
-          headerLeft -= skip;
-          at = skip;
-        }
-        // Each tuple: field count (int16 = 1), length (int32 = 8), the bigint (big-endian). The trailer is field count -1.
-        while (!ended && buf.length - at >= 2) {
-          if (buf.readInt16BE(at) === -1) { ended = true; at = buf.length; break; }
-          if (buf.length - at < 14) break;
-          out.push(buf.readBigUInt64BE(at + 6));
-          at += 14;
-        }
-        carry = buf.subarray(at);
-        done();
-      },
+    const sink = binaryCopySink((buf, from) => {
+      let at = from;
+      // Each tuple: field count (int16 = 1), length (int32 = 8), the bigint (big-endian). The trailer is field count -1.
+      while (!ended && buf.length - at >= 2) {
+        if (buf.readInt16BE(at) === -1) { ended = true; break; }
+        if (buf.length - at < 14) break;
+        out.push(buf.readBigUInt64BE(at + 6));
+        at += 14;
+      }
+      return ended ? buf.length : at;
     });
     await pipeline(client.query(copyToSettled(`COPY (${union}) TO STDOUT (FORMAT binary)`)), sink);
     return new HashSet(out.view());
@@ -86,24 +76,6 @@ export async function loadMirrorHashes(db: Db, runId: string): Promise<HashSet> 
   } finally {
     client.release(broken);
   }
-}
-
-/**
- * A COPY TO stream that lets node-postgres clear its query_timeout timer.
- * pg arms that timer for every query and clears it from the query's callback,
- * which pg-copy-streams' COPY FROM calls and its COPY TO never does
- * (brianc/node-pg-copy-streams#156, open): the timer (here 11 minutes) then
- * outlives the copy and keeps a CLI process that ran the sync itself from
- * exiting. The workaround is the one given in that issue.
- */
-export function copyToSettled(text: string): ReturnType<typeof copyTo> {
-  const stream = copyTo(text) as ReturnType<typeof copyTo> & { callback?: (err?: Error) => void; handleError(e: Error): void; handleReadyForQuery(): void };
-  stream.callback = () => undefined;
-  const handleError = stream.handleError.bind(stream);
-  const handleReadyForQuery = stream.handleReadyForQuery.bind(stream);
-  stream.handleError = (e: Error) => { stream.callback?.(); handleError(e); };
-  stream.handleReadyForQuery = () => { stream.callback?.(); handleReadyForQuery(); };
-  return stream;
 }
 
 /** The keys of the mirror's records a run's fetch did not bring back unchanged (src/reconcile/sql/focus.ts reads them). */
