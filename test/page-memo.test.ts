@@ -12,7 +12,8 @@ import { waitForRun } from '../src/sync/wait.js';
 import type { TestEnv } from './helpers/context.js';
 import { addCleverDistrict, addPool, startClever, syncNow } from './helpers/district.js';
 import { addReplayDistrict, createPayloadEnv, startOneRoster, storedState } from './helpers/payloads.js';
-import { addSchoologyDistrict, startSchoology } from './helpers/schoology.js';
+import { addSchoologyDistrict, schoologySettings, startSchoology } from './helpers/schoology.js';
+import { canvasSettings, canvasUserId, startCanvas } from './helpers/canvas.js';
 import { loadPageMemo } from '../src/sync/page-memo.js';
 import { HashSet } from '../src/sync/record-hash.js';
 
@@ -52,7 +53,7 @@ async function outcome(districtId: string) {
     SELECT u.sourced_id AS u, c.sourced_id AS c, e.ended_at IS NOT NULL AS ended, e.ended_reason AS reason
     FROM enrollments e JOIN users u ON u.id = e.user_id JOIN classes c ON c.id = e.class_id
     WHERE e.district_id = ${districtId} ORDER BY 1, 2, 3, 4`.execute(t.ctx.db);
-  return { users, licenses, memberships };
+  return { users, licenses, memberships, roster: await storedState(t.ctx.db, districtId) };
 }
 
 /** Requests the Clever server answered during the district's last run (syncBoth). */
@@ -72,9 +73,9 @@ async function mirrorTables(districtId: string): Promise<string[]> {
  * one of its tables, held until the run ends): only a fetch that never
  * loads them can finish. Fails (after 15 s) otherwise.
  */
-async function syncWithoutMirrorHashes(id: string): Promise<RunView> {
+async function syncWithoutMirrorHashes(id: string, provider: { requests: unknown[] } = server): Promise<RunView> {
   const table = (await mirrorTables(id)).find((name) => name.endsWith('_orgs'))!;
-  const before = server.requests.length;
+  const before = provider.requests.length;
   // A connection of its own: the worker runs in this process, on the context's pool.
   const locker = new pg.Client({ connectionString: withDefaultUser(t.ctx.config.DATABASE_URL) });
   await locker.connect();
@@ -83,7 +84,7 @@ async function syncWithoutMirrorHashes(id: string): Promise<RunView> {
     await locker.query(`LOCK TABLE stage.${table} IN ACCESS EXCLUSIVE MODE`);
     const { run } = await triggerSync(t.ctx, id, { trigger: 'cli' });
     const done = await waitForRun(t.ctx.db, run.id, { timeoutMs: 15_000, intervalMs: 50 });
-    lastRequests = server.requests.length - before;
+    lastRequests = provider.requests.length - before;
     return done;
   } finally {
     await locker.query('COMMIT');
@@ -301,5 +302,96 @@ test('Schoology: section member lists are gathered into batches cut by their own
     expect((await progressOf(renamed))?.reused).toBeGreaterThan(0);
   } finally {
     await sgy.stop();
+  }
+});
+
+/** A no-op that must finish without the mirror's hashes: every batch taken, nothing changed, no page fetched twice. */
+async function expectCoveringNoop(id: string, provider: { requests: unknown[] }, entries: number, fetchRequests: number): Promise<void> {
+  const noop = await syncWithoutMirrorHashes(id, provider);
+  expect([noop.status, noop.error]).toEqual(['SUCCEEDED', null]);
+  expect(Object.values(noop.counts).every((n) => n === 0)).toBe(true);
+  expect((await progressOf(noop))?.reused).toBe(entries);
+  expect(lastRequests).toBe(fetchRequests);
+}
+
+test('Schoology: every batch is tagged, so an unchanged district needs no hashes; classes are read again when the course\'s building or the grading periods make them other classes though their lists did not change', async () => {
+  const sgy = await startSchoology({ seed: 44, schools: 3, students: 100, sections: 16, enrollmentsPerStudent: 2 });
+  try {
+    // Ending a term retires half the classes: a loss the guards would hold for review, which this test is not about.
+    for (const id of ['memo-sgy2', 'memo-sgy2-twin']) await upsertDistrict(t.ctx.db, { id, schedule: null, settings: schoologySettings(sgy), guard: { lossThresholdPct: 100, deletionThresholdPct: 100 } });
+    await syncBoth('memo-sgy2', 'memo-sgy2-twin', sgy);
+    const fetchRequests = lastRequests;
+    const memo = await memoOf('memo-sgy2');
+    // Schools and buildings, grading periods, courses, classes, enrollments, users, inactive users.
+    expect(memo.length).toBeGreaterThanOrEqual(7);
+    await expectCoveringNoop('memo-sgy2', sgy, memo.length, fetchRequests);
+
+    // A course moves to another building: only the courses page changes, and its classes now belong to that building.
+    const stateBefore = await storedState(t.ctx.db, 'memo-sgy2');
+    const fake = sgy as unknown as { render: () => { courses: { id: number; building_id: string }[]; buildings: { id: string }[]; sectionsByCourse: Map<string, { json: { id: string } }[]> } };
+    const render = fake.render.bind(sgy);
+    const first = render();
+    const course = first.courses[0]!;
+    const building = first.buildings.find((b) => b.id !== course.building_id)!.id;
+    const sections = first.sectionsByCourse.get(String(course.id))!.map((x) => x.json.id);
+    expect(sections.map((id) => stateBefore.classes[id]?.school)).toEqual(sections.map(() => course.building_id));
+    fake.render = () => {
+      const r = render();
+      r.courses.find((c) => c.id === course.id)!.building_id = building;
+      return r;
+    };
+    const moved = await syncBoth('memo-sgy2', 'memo-sgy2-twin', sgy);
+    expect(moved.counts).toMatchObject({ classesUpdated: sections.length, classesRetired: 0 });
+    const stateMoved = await storedState(t.ctx.db, 'memo-sgy2');
+    expect(sections.map((id) => stateMoved.classes[id]?.school)).toEqual(sections.map(() => building));
+    // The member lists and users pages were reused.
+    expect((await progressOf(moved))?.reused).toBeGreaterThan(memo.length / 2);
+
+    // The fall term ends: only the grading periods page changes, and the fall sections are no longer current.
+    const fall = sgy.district.terms[0]!;
+    fall.endDate = new Date(Date.now() - 2 * 86_400_000).toISOString().slice(0, 10);
+    sgy.district.version += 1;
+    const fallClasses = [...sgy.district.sections.values()].filter((sec) => sec.termId === fall.id).length;
+    expect(fallClasses).toBeGreaterThan(0);
+    const ended = await syncBoth('memo-sgy2', 'memo-sgy2-twin', sgy);
+    expect(ended.counts).toMatchObject({ classesRetired: fallClasses });
+    expect(ended.counts.enrollmentsEnded).toBeGreaterThan(0);
+    expect((await progressOf(ended))?.reused).toBeGreaterThan(0);
+  } finally {
+    await sgy.stop();
+  }
+});
+
+test('Canvas report: a report zipped afresh with the same rows is taken whole without the mirror\'s hashes; a changed report is read again', async () => {
+  const cv = await startCanvas({ seed: 47, schools: 2, students: 120, sections: 10, enrollmentsPerStudent: 2 });
+  try {
+    for (const id of ['memo-cv', 'memo-cv-twin']) await upsertDistrict(t.ctx.db, { id, schedule: null, settings: canvasSettings(cv) });
+    await syncBoth('memo-cv', 'memo-cv-twin', cv);
+    const fetchRequests = lastRequests;
+    // Each download is a new zip: the same rows, stamped with the time it was made.
+    const zips = [...cv.reports.values()].map((r) => Buffer.from(r.zip));
+    expect(zips.length).toBe(2);
+    expect(zips[0]!.length).toBe(zips[1]!.length);
+    expect(zips[0]!.equals(zips[1]!)).toBe(false);
+    const memo = await memoOf('memo-cv');
+    // Schools, terms, courses, classes, enrollments, users.
+    expect(memo.length).toBeGreaterThanOrEqual(6);
+    await expectCoveringNoop('memo-cv', cv, memo.length, fetchRequests);
+
+    // One student renamed, to a name as long (every part keeps its size: only
+    // the data tells the reports apart): every batch depends on the whole
+    // report, so all are read again, and end where the twin does.
+    const [student] = [...cv.district.students.keys()];
+    const person = cv.district.students.get(student!)!;
+    const renamedTo = `Q${'z'.repeat(person.first.length - 1)}`;
+    person.first = renamedTo;
+    cv.district.version += 1;
+    const renamed = await syncBoth('memo-cv', 'memo-cv-twin', cv);
+    expect(renamed.counts).toMatchObject({ usersUpdated: 1 });
+    expect((await listUsers(t.ctx.db, 'memo-cv')).find((u) => u.sourcedId === canvasUserId(student!))?.givenName).toBe(renamedTo);
+    expect((await progressOf(renamed))?.reused).toBe(0);
+    await expectCoveringNoop('memo-cv', cv, (await memoOf('memo-cv')).length, fetchRequests);
+  } finally {
+    await cv.stop();
   }
 });

@@ -14,6 +14,8 @@ import { PER_PAGE, enrollmentRefs, restCourse, restEnrollment, restSection, rest
 import { RosterAssembler } from './roster.js';
 import { CanvasAccount, CanvasCourse, CanvasEnrollment, CanvasReport, CanvasSection, CanvasUser } from './wire.js';
 import { chunks } from './batch.js';
+import { batchOrigin, foldDigest } from '../http/page-origin.js';
+import { zipContentDigest } from './zip-digest.js';
 
 export interface CanvasConnectorOptions {
   /** 'auto' (default) tries the provisioning report and falls back to REST when it is not permitted. */
@@ -112,24 +114,27 @@ export class CanvasConnector implements Connector {
     try {
       // The district's account: resolves `self` / `sis_account_id:X` to its id, and checks the token first.
       const accountPath = `/accounts/${encodeURIComponent(s.accountId).replace(/%3A/gi, ':')}`;
-      const { body: account } = await http.getJson(accountPath, CanvasAccount);
+      const { body: account, digest: accountDigest } = await http.getJson(accountPath, CanvasAccount);
+      // What the assembler knows of the account tree, as a digest: on the report path every batch is mapped from it and the report.
+      let tree: bigint | undefined = accountDigest;
       const districtId = account.id;
       const accounts: CanvasAccountNode[] = [{ id: account.id, name: account.name, parentId: account.parent_account_id, sisId: account.sis_account_id }];
       const quarantined: QuarantinedRecord[] = [];
       // The whole sub-account tree, on both paths: the report's accounts part lists only direct children of a sub-account.
       for await (const page of walk(http, `/accounts/${districtId}/sub_accounts?recursive=true&per_page=${PER_PAGE}`, CanvasAccount, 'sub-accounts', { kind: 'orgs' }, progress('accounts'))) {
         for (const c of page) {
+          tree = tree === undefined || c.digest === undefined ? undefined : foldDigest(tree, c.digest);
           accounts.push(...c.ok.map((a) => ({ id: a.id, name: a.name, parentId: a.parent_account_id, sisId: a.sis_account_id })));
           quarantined.push(...c.bad);
         }
       }
       const assembler = new RosterAssembler(districtId, accounts);
 
-      let report: ProvisioningReport | null = null;
+      let report: { report: ProvisioningReport; digest: bigint | undefined } | null = null;
       const path = this.options.path ?? 'auto';
       if (path !== 'rest') {
         const outcome = await this.tryReport(http, districtId, pacer, throttleWaitMs, options.signal, () => { posts += 1; }, run);
-        if ('report' in outcome) report = outcome.report;
+        if ('report' in outcome) report = outcome;
         else {
           if (path === 'report') throw new ProviderError(`Canvas: the provisioning report could not be used: ${outcome.fallback}`, 'client');
           run.reportFallback = outcome.fallback;
@@ -138,15 +143,29 @@ export class CanvasConnector implements Connector {
         sync();
       }
 
-      yield { kind: 'orgs', records: assembler.schools() };
+      // On the report path every batch depends on the whole report (a user's
+      // role and schools come from all their enrollments) and the account
+      // tree, and on nothing else: each is tagged with their joint digest and
+      // its place in the fetch (page-origin.ts), so an unchanged report is
+      // taken whole from the page memo. REST batches are not tagged: each
+      // would have to name every page before it.
+      const context = report && tree !== undefined && report.digest !== undefined ? foldDigest(tree, report.digest) : undefined;
+      let seq = 0;
+      const tagged = async function* (batches: AsyncIterable<SnapshotBatch> | Iterable<SnapshotBatch>): AsyncIterable<SnapshotBatch> {
+        for await (const b of batches) yield context === undefined ? b : { ...b, origin: batchOrigin(context, 0n, seq++) };
+      };
+      const schools: SnapshotBatch = { kind: 'orgs', records: assembler.schools() };
       if (report) {
         run.path = 'report';
-        yield* this.fromReport(report, assembler, (n) => options.onPage?.({ pages: ++pages, records: (records += n), resource: 'provisioning report' }));
+        yield* tagged([schools]);
+        yield* tagged(this.fromReport(report.report, assembler, (n) => options.onPage?.({ pages: ++pages, records: (records += n), resource: 'provisioning report' })));
+        if (quarantined.length) yield* tagged([{ kind: 'quarantine', records: quarantined }]);
       } else {
         run.path = 'rest';
+        yield schools;
         yield* this.fromRest(http, districtId, assembler, progress, quarantined);
+        if (quarantined.length) yield { kind: 'quarantine', records: quarantined };
       }
-      if (quarantined.length) yield { kind: 'quarantine', records: quarantined };
       const skipped = assembler.skipped;
       this.logger.info({ provider: 'canvas', path: run.path, requests: http.requests.sent + posts, retried: http.requests.retried, paced: pacer.stats, skipped }, 'Canvas roster read');
     } finally {
@@ -253,7 +272,7 @@ export class CanvasConnector implements Connector {
   private async tryReport(
     http: ProviderHttpClient, districtId: string, pacer: RateLimitPacer, throttleWaitMs: number,
     signal: AbortSignal | undefined, countPost: () => void, run: CanvasRunInfo,
-  ): Promise<{ report: ProvisioningReport } | { fallback: string }> {
+  ): Promise<{ report: ProvisioningReport; digest: bigint | undefined } | { fallback: string }> {
     const s = this.settings;
     const reportsUrl = http.resolve(`/accounts/${districtId}/reports/provisioning_csv`);
     const mustFail = (err: unknown) => signal?.aborted || (err instanceof CanvasRefusalError && err.refusal === 'token');
@@ -286,7 +305,8 @@ export class CanvasConnector implements Connector {
       });
       if ('failed' in done) return { fallback: done.failed };
       const { body } = await http.getBytes(done.url);
-      return { report: ProvisioningReport.open(body) };
+      const bytes = new Uint8Array(body.buffer, body.byteOffset, body.byteLength);
+      return { report: ProvisioningReport.open(body), digest: await zipContentDigest(bytes) };
     } catch (err) {
       if (mustFail(err)) throw err;
       return { fallback: (err as Error).message };

@@ -26,7 +26,8 @@ export function nextLink(header: string | undefined, requestUrl: string): string
   return undefined;
 }
 
-export interface Checked<T> { ok: T[]; bad: QuarantinedRecord[] }
+/** A page's records, checked; with the page's digest (page-origin.ts), for a fetch whose batches it tags. */
+export interface Checked<T> { ok: T[]; bad: QuarantinedRecord[]; digest?: bigint }
 
 /**
  * Walks a Canvas list endpoint page by page (one page ahead), checking the
@@ -39,7 +40,7 @@ export function walk<S extends z.ZodType>(
   onPage: (n: number) => void,
 ): AsyncIterable<Checked<z.infer<S>>[]> {
   return itemsOf(pagesAhead(http.resolve(first), async (url) => {
-    const { body, headers } = await http.getJson(url, ArrayPage);
+    const { body, headers, digest } = await http.getJson(url, ArrayPage);
     if (body.length > PER_PAGE * 2 + 10) {
       throw new PaginationError(`Canvas ${label}: a page held ${body.length} records where ${PER_PAGE} were asked for; refusing a page that large (provider fault)`);
     }
@@ -48,7 +49,7 @@ export function walk<S extends z.ZodType>(
       return { kind: quarantine.kind, sourcedId: readableId(rec.id), reason: `${label}: ${why}`, ...(refs ? { refs } : {}) };
     });
     onPage(body.length);
-    return { items: [{ ok, bad }], next: nextLink(headers.link, url) };
+    return { items: [{ ok, bad, digest }], next: nextLink(headers.link, url) };
   }, `Canvas ${label}`, {
     // One item per page (its checked records): a cursor that hands back the same records again is a loop.
     idOf: (c) => (c.ok.length ? `${idOf(c.ok[0])}..${idOf(c.ok[c.ok.length - 1])}#${c.ok.length}` : `empty:${(emptyPages += 1)}`),

@@ -8,7 +8,7 @@ import { pagesAhead, type Page } from '../http/pages.js';
 import { batchOrigin, digestOfText, foldDigest } from '../http/page-origin.js';
 import type { Connector, FetchOptions, SnapshotBatch } from '../types.js';
 import { classifySchoologyResponse, SCHOOLOGY_AUTH_HINT } from './errors.js';
-import { Gatherer, ListGatherer } from './gather.js';
+import { ListGatherer } from './gather.js';
 import { inOrder } from '../http/parallel.js';
 import { mapBuilding, mapCourse, mapEnrollment, mapGradingPeriod, mapInactiveUser, mapSchoolAsOrg, mapSection, mapUser, roleOf } from './map.js';
 import {
@@ -122,28 +122,34 @@ export class SchoologyConnector implements Connector {
     // page's batches are tagged with the roles they were read with).
     const { roles, digest: rolesDigest } = await this.roles(http);
 
+    // Every batch is tagged with its origin (page-origin.ts): the pages it is
+    // mapped from and whatever else its mapping read, so an unchanged district
+    // is taken whole from the page memo (src/sync/page-memo.ts).
     for await (const page of walk('/schools', 'school', SgySchool, 'schools')) {
       const { good, bad } = split(page.items);
-      if (bad.length) yield quarantine('orgs', bad);
+      if (bad.length) yield { ...quarantine('orgs', bad), origin: batchOrigin(page.digest, 0n, 1) };
       for (const school of good) {
         let buildings = 0;
+        // The school's building lists (their paths name it): a school is its own campus only while they are empty.
+        let lists: bigint | undefined = 0n;
         for await (const bpage of walk(`/schools/${encodeURIComponent(school.id)}/buildings`, 'building', SgyBuilding, 'buildings')) {
           const b = split(bpage.items);
           buildings += bpage.items.length;
-          if (b.bad.length) yield quarantine('orgs', b.bad);
-          if (b.good.length) yield { kind: 'orgs', records: b.good.map(mapBuilding) };
+          lists = lists === undefined || bpage.digest === undefined ? undefined : foldDigest(lists, bpage.digest);
+          if (b.bad.length) yield { ...quarantine('orgs', b.bad), origin: batchOrigin(bpage.digest, 0n, 1) };
+          if (b.good.length) yield { kind: 'orgs', records: b.good.map(mapBuilding), origin: batchOrigin(bpage.digest, 0n, 0) };
         }
         // DESIGN: school = building id; a school without buildings is its own campus.
-        if (buildings === 0) yield { kind: 'orgs', records: [mapSchoolAsOrg(school)] };
+        if (buildings === 0) yield { kind: 'orgs', records: [mapSchoolAsOrg(school)], origin: lists === undefined ? undefined : batchOrigin(page.digest, lists, 2) };
       }
     }
 
     const periodEnds = new Map<string, string>();
     for await (const page of walk('/gradingperiods', 'gradingperiods', SgyGradingPeriod, 'gradingperiods')) {
       const { good, bad } = split(page.items);
-      if (bad.length) yield quarantine('academicSessions', bad);
+      if (bad.length) yield { ...quarantine('academicSessions', bad), origin: batchOrigin(page.digest, 0n, 1) };
       for (const g of good) periodEnds.set(g.id, g.end.slice(0, 10));
-      if (good.length) yield { kind: 'academicSessions', records: good.map(mapGradingPeriod) };
+      if (good.length) yield { kind: 'academicSessions', records: good.map(mapGradingPeriod), origin: batchOrigin(page.digest, 0n, 0) };
     }
     /** A section is current while one of its grading periods has not ended (DESIGN); unknown periods count as current. */
     const isCurrent = (s: SgySection) => s.grading_periods.length === 0 || s.grading_periods.some((id) => { const end = periodEnds.get(id); return end === undefined || end >= today; });
@@ -163,8 +169,11 @@ export class SchoologyConnector implements Connector {
       }
       return { items: all, digest };
     };
-    const sectionsOf = async (courseId: string, signal?: AbortSignal) => (await readAll(`/courses/${encodeURIComponent(courseId)}/sections`, 'section', SgySection, 'sections', signal)).items;
-    const classes = new Gatherer<ReturnType<typeof mapSection>>(SCHOOLOGY_BATCH_RECORDS);
+    const sectionsOf = (courseId: string, signal?: AbortSignal) => readAll(`/courses/${encodeURIComponent(courseId)}/sections`, 'section', SgySection, 'sections', signal);
+    // A course's classes are mapped from its section list, the course's id and
+    // building, and which sections are current (the day and the grading
+    // periods decide that; the decisions themselves are what is folded in).
+    const classes = new ListGatherer<ReturnType<typeof mapSection>>(SCHOOLOGY_BATCH_RECORDS);
     /** Current sections in course order: their members are read once every course is. */
     const current: string[] = [];
 
@@ -172,24 +181,32 @@ export class SchoologyConnector implements Connector {
       const { good, bad } = split(page.items);
       const unread = bad as Unread[];
       // An unreadable course must not retire its sections: they are named so they stay exactly as they were.
-      const named = inOrder(unread, SCHOOLOGY_LISTS_IN_FLIGHT, async (f, signal) => ({ f, sections: f.id ? await sectionsOf(f.id, signal) : [] }));
-      for await (const { f, sections } of named) {
-        const ids = sections.flatMap((r) => { const id = r.ok ? r.value.id : r.id; return id ? [id] : []; });
-        yield { kind: 'quarantine', records: [{ kind: 'courses', sourcedId: f.id, reason: f.reason, ...(ids.length ? { refs: { classes: ids } } : {}) }] };
+      const named = inOrder(unread.map((f, i) => ({ f, i })), SCHOOLOGY_LISTS_IN_FLIGHT, async ({ f, i }, signal) => ({ f, i, sections: f.id ? await sectionsOf(f.id, signal) : { items: [], digest: 0n } }));
+      for await (const { f, i, sections } of named) {
+        const ids = sections.items.flatMap((r) => { const id = r.ok ? r.value.id : r.id; return id ? [id] : []; });
+        // Mapped from the page (the i-th unreadable course on it) and the course's section list.
+        const context = sections.digest === undefined ? undefined : foldDigest(sections.digest, BigInt(i));
+        yield {
+          kind: 'quarantine', records: [{ kind: 'courses', sourcedId: f.id, reason: f.reason, ...(ids.length ? { refs: { classes: ids } } : {}) }],
+          origin: context === undefined ? undefined : batchOrigin(page.digest, context, 1),
+        };
       }
-      if (good.length) yield { kind: 'courses', records: good.map(mapCourse) };
+      if (good.length) yield { kind: 'courses', records: good.map(mapCourse), origin: batchOrigin(page.digest, 0n, 0) };
       for await (const { course, sections } of inOrder(good, SCHOOLOGY_LISTS_IN_FLIGHT, async (course, signal) => ({ course, sections: await sectionsOf(course.id, signal) }))) {
-        const s = split(sections);
-        if (s.bad.length) yield quarantine('classes', s.bad, (f) => (f.id ? { classes: [f.id] } : undefined));
+        const s = split(sections.items);
+        if (s.bad.length) yield { ...quarantine('classes', s.bad, (f) => (f.id ? { classes: [f.id] } : undefined)), origin: batchOrigin(sections.digest, 0n, 1) };
         // Past sections are already left out by the API; this also drops one whose periods ended since they were listed.
-        const live = s.good.filter(isCurrent);
+        const currentNow = s.good.map(isCurrent);
+        const live = s.good.filter((_, i) => currentNow[i]);
         current.push(...live.map((sec) => sec.id));
-        const full = classes.add(live.map((sec) => mapSection(sec, course)));
-        if (full) yield { kind: 'classes', records: full };
+        const read = sections.digest === undefined ? undefined
+          : foldDigest(foldDigest(sections.digest, digestOfText(`${course.id}\u0000${course.building_id ?? ''}`)), digestOfText(currentNow.map((c) => (c ? '1' : '0')).join('')));
+        const full = classes.add(live.map((sec) => mapSection(sec, course)), read);
+        if (full) yield { kind: 'classes', ...full };
       }
     }
     const lastClasses = classes.flush();
-    if (lastClasses) yield { kind: 'classes', records: lastClasses };
+    if (lastClasses) yield { kind: 'classes', ...lastClasses };
 
     // ~118 members a section: gathered across sections so the stage gets a few
     // hundred batches, not one per section. A section's members are mapped
