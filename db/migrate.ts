@@ -10,10 +10,11 @@ import * as m006 from './migrations/006_typed_stage.js';
 import * as m007 from './migrations/007_snapshot_mirror.js';
 import * as m008 from './migrations/008_staged_keys.js';
 import * as m009 from './migrations/009_page_memo.js';
+import * as m010 from './migrations/010_user_lookups.js';
 
 // Listed here rather than read from disk, so migrations load the same way under
 // tsx, jest and any bundler.
-const migrations: Record<string, Migration> = { '001_init': m001, '002_hardening': m002, '003_sso': m003, '004_lti': m004, '005_audit': m005, '006_typed_stage': m006, '007_snapshot_mirror': m007, '008_staged_keys': m008, '009_page_memo': m009 };
+const migrations: Record<string, Migration> = { '001_init': m001, '002_hardening': m002, '003_sso': m003, '004_lti': m004, '005_audit': m005, '006_typed_stage': m006, '007_snapshot_mirror': m007, '008_staged_keys': m008, '009_page_memo': m009, '010_user_lookups': m010 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };
 

@@ -179,6 +179,25 @@ test('purge erases roster data for good, keeps the district and pools, and audit
   expect((await cli('licenses', 'cli-d', '--json')).json).toEqual([expect.objectContaining({ product: 'READ', seats: 50, assigned: 0 })]);
 });
 
+test('a person\'s seats and wait-list entries are reached by an index that starts from the person, not by reading every district\'s', async () => {
+  // What a purge's ON DELETE CASCADE runs for each erased user, what GET /sso/me and `users` run per person.
+  // Without such an index each of those reads the whole table: a million-student purge would take most of a day.
+  const indexOf = (table: string) => t.ctx.db.transaction().execute(async (trx) => {
+    await sql`SET LOCAL enable_seqscan = off`.execute(trx);
+    const { rows } = await sql<{ 'QUERY PLAN': { Plan: Record<string, unknown> }[] }>`EXPLAIN (FORMAT JSON) SELECT 1 FROM ${sql.table(table)} WHERE user_id = gen_random_uuid()`.execute(trx);
+    const plan = JSON.stringify(rows[0]!['QUERY PLAN']);
+    const name = /"Index Name":"([^"]+)"/.exec(plan)?.[1];
+    if (!name) return { plan };
+    const { rows: [def] } = await sql<{ first: string }>`
+      SELECT a.attname AS first FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+      WHERE i.indexrelid = ${name}::regclass`.execute(trx);
+    return { name, firstColumn: def?.first };
+  });
+  for (const table of ['seat_assignments', 'waitlist']) {
+    expect(await indexOf(table)).toEqual({ name: expect.any(String), firstColumn: 'user_id' });
+  }
+});
+
 test('a ClassLink district is added with OAuth 2 credentials (redacted) and its full-snapshot interval', async () => {
   const add = await cli('district', 'add', 'cli-cl', '--provider', 'classlink', '--base-url', 'https://cl.example/ims/oneroster/rostering/v1p2',
     '--client-id', 'cid', '--client-secret', 'top-secret', '--token-url', 'https://cl.example/oauth/token', '--full-every-hours', '12',

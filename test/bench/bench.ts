@@ -11,7 +11,10 @@
 //   up to 200,000 students the no-op and the bare fetch are each run 3 times
 //   (--repeat N) and their medians compared;
 // - raw COPY (once per size): the first sync's rows COPYed into a scratch
-//   database, constraints built after (copy-load.ts, a child process).
+//   database, constraints built after (copy-load.ts, a child process);
+// - purge (last, for each provider and size): the summer wipe of the district's
+//   whole roster (src/sync/purge.ts), as `rostersync purge` runs it; its time
+//   per student is checked to stay flat from the smallest size to the largest.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, mkdirSync, readFileSync } from 'node:fs';
@@ -31,6 +34,7 @@ import { waitForRun } from '../../src/sync/wait.js';
 import { loadConfig } from '../../src/config.js';
 import { upsertDistrict } from '../../src/districts/repository.js';
 import { setLicensePool } from '../../src/sync/ops.js';
+import { purgeDistrict, type PurgeResult } from '../../src/sync/purge.js';
 import { BENCH_PROVIDERS, fakeSpec, parseProviders, requestsBetween, serverStats, type BenchProvider, type DistrictShape } from './fakes.js';
 import { formatPhases, notePhase, type Phases } from './phases.js';
 
@@ -245,6 +249,8 @@ interface ProviderRun {
   fakePeakRssMb: number;
   /** Rows in the roster tables right after the first sync. */
   firstRows: Record<string, number>;
+  /** The summer wipe of the district's roster after the churn. */
+  purge: { ms: number; result: PurgeResult };
 }
 
 /** One provider's rows: its fake server in its own process, its district, its scenarios, its bare fetch. */
@@ -296,7 +302,14 @@ async function benchProvider(ctx: AppContext, provider: BenchProvider, shape: Di
     const churn = await fetch(`${control}/__control/churn`, { method: 'POST', body: JSON.stringify({ pct: 1, seed: 7 }) }).then((r) => r.json()) as Record<string, number>;
     process.stdout.write(`churn applied at the provider: ${JSON.stringify(churn)}\n`);
     results.push(await scenario(ctx, id, logTag, control, '1% churn resync'));
+
+    await checkpoint(ctx);
+    const purgeStarted = performance.now();
+    const purged = await purgeDistrict(ctx, id, 'all-roster-data');
+    const purge = { ms: performance.now() - purgeStarted, result: purged };
+    process.stdout.write(`purge (all roster data): ${s1(purge.ms)} s for ${n0(purged.users)} users, ${n0(purged.enrollments)} memberships, ${n0(purged.seats)} seats\n`);
     return {
+      purge,
       provider, students: shape.students, sections: Number(shape.sections), results,
       first: results[0]!, noop: median(noops, (r) => r.ms), churn: results[results.length - 1]!,
       bare, bareError, fakePeakRssMb: treePeakRssMb(server.pid), firstRows,
@@ -434,6 +447,9 @@ async function main(): Promise<void> {
       parts.push(`${label} ${ratio(x)}`);
       checks.push({ what: `${provider}: ${label} time per student at ${n0(large.students)} ≤ ${TARGETS.perStudentGrowth}× that at ${n0(small.students)} (${n0(usPerStudent(large[key], large.students))} vs ${n0(usPerStudent(small[key], small.students))} µs = ${ratio(x)})`, ok: x <= TARGETS.perStudentGrowth });
     }
+    const purgeX = (large.purge.ms / large.students) / (small.purge.ms / small.students);
+    parts.push(`purge ${ratio(purgeX)}`);
+    checks.push({ what: `${provider}: purge time per student at ${n0(large.students)} ≤ ${TARGETS.perStudentGrowth}× that at ${n0(small.students)} (${ratio(purgeX)})`, ok: purgeX <= TARGETS.perStudentGrowth });
     scaling.push(`${provider}: time per student at ${n0(large.students)} vs ${n0(small.students)}: ${parts.join(', ')}`);
   }
   if (!sizes.some((n) => n >= 1_000_000)) {
@@ -457,6 +473,7 @@ async function main(): Promise<void> {
       'churn s': `${s1(run.churn.ms)}${run.churn.name.endsWith('(delta)') ? ' (delta)' : ''}`,
       'bare fetch s': run.bare ? s1(run.bare.connectorOnlyMs) : '–',
       'no-op / bare': run.bare ? ratio(run.noop.ms / run.bare.connectorOnlyMs) : '–',
+      'purge s': s1(run.purge.ms),
       'raw COPY s': copy ? s1(copy.ms) : '–',
       'first / COPY': copy ? ratio(run.first.ms / copy.ms) : '–',
       'µs/student first / no-op / churn': scen.map((r) => n0(usPerStudent(r, run.students))).join(' / '),
@@ -469,6 +486,7 @@ async function main(): Promise<void> {
     'bare fetch: the connector alone reading the same snapshot from the same fake server (fetch-profile.ts), after the no-op resync',
     'raw COPY: the first Clever sync\'s rows (every provider at a size is compared with it) COPYed into a scratch database, keys, indexes and foreign keys built after, one transaction (copy-load.ts)',
     'worker peak RSS: VmHWM of the worker process; fake server RSS: its peak, for the whole run',
+    'purge: `rostersync purge` of the district\'s whole roster after the churn (purgeDistrict, in the bench\'s process)',
   ];
   if (summary.length) process.stdout.write(`\nSUMMARY\n${table(summary)}${legend.map((l) => `  ${l}\n`).join('')}`);
   for (const line of scaling) process.stdout.write(`${line}\n`);
