@@ -38,9 +38,14 @@ export async function purgeDistrict(ctx: AppContext, districtId: string, scope: 
       seats: await count(sql`SELECT 1 FROM seat_assignments WHERE user_id IN (${victims})`),
       classes: scope === 'all-roster-data' ? await count(sql`SELECT 1 FROM classes WHERE district_id = ${districtId}`) : 0,
     };
-    // Memberships first (they carry no foreign keys: db/migrations/006), in one
-    // set-based statement; seats and wait-list rows go with their users (ON DELETE CASCADE).
+    // Memberships first (they carry no foreign keys: db/migrations/006), then
+    // everything else naming the erased accounts, each in one set-based
+    // statement: the accounts' ON DELETE CASCADE then finds nothing left, one
+    // index probe per account (db/migrations/010), instead of deleting row by row.
     await sql`DELETE FROM enrollments WHERE user_id IN (${victims})`.execute(trx);
+    for (const table of ['seat_assignments', 'waitlist', 'sso_sessions', 'lti_launches']) {
+      await sql`DELETE FROM ${sql.table(table)} WHERE user_id IN (${victims})`.execute(trx);
+    }
     await sql`DELETE FROM users u WHERE u.district_id = ${districtId} ${onlyDeleted}`.execute(trx);
     if (scope === 'all-roster-data') {
       await sql`DELETE FROM enrollments WHERE district_id = ${districtId}`.execute(trx);
