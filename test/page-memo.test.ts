@@ -14,7 +14,7 @@ import { addCleverDistrict, addPool, startClever, syncNow } from './helpers/dist
 import { addReplayDistrict, createPayloadEnv, startOneRoster, storedState } from './helpers/payloads.js';
 import { addSchoologyDistrict, schoologySettings, startSchoology } from './helpers/schoology.js';
 import { canvasSettings, canvasUserId, startCanvas } from './helpers/canvas.js';
-import { loadPageMemo } from '../src/sync/page-memo.js';
+import { loadPageMemo, MemoMismatchError, PageMemo } from '../src/sync/page-memo.js';
 import { HashSet } from '../src/sync/record-hash.js';
 
 // The page memo (src/sync/page-memo.ts): a complete fetch keeps, for each
@@ -315,13 +315,16 @@ async function expectCoveringNoop(id: string, provider: { requests: unknown[] },
 }
 
 test('Schoology: every batch is tagged, so an unchanged district needs no hashes; classes are read again when the course\'s building or the grading periods make them other classes though their lists did not change', async () => {
-  const sgy = await startSchoology({ seed: 44, schools: 3, students: 100, sections: 16, enrollmentsPerStudent: 2 });
+  // Two schools beside the district's own have no buildings: each is its own campus, listed on the same page.
+  const sgy = await startSchoology({ seed: 44, schools: 3, students: 100, sections: 16, enrollmentsPerStudent: 2 }, { campusLessSchools: 2 });
   try {
     // Ending a term retires half the classes: a loss the guards would hold for review, which this test is not about.
     for (const id of ['memo-sgy2', 'memo-sgy2-twin']) await upsertDistrict(t.ctx.db, { id, schedule: null, settings: schoologySettings(sgy), guard: { lossThresholdPct: 100, deletionThresholdPct: 100 } });
     await syncBoth('memo-sgy2', 'memo-sgy2-twin', sgy);
     const fetchRequests = lastRequests;
     const memo = await memoOf('memo-sgy2');
+    const campuses = Object.entries((await storedState(t.ctx.db, 'memo-sgy2')).schools).filter(([, s]) => s.status === 'ACTIVE').length;
+    expect(campuses).toBe(3 + 2);
     // Schools and buildings, grading periods, courses, classes, enrollments, users, inactive users.
     expect(memo.length).toBeGreaterThanOrEqual(7);
     await expectCoveringNoop('memo-sgy2', sgy, memo.length, fetchRequests);
@@ -341,7 +344,7 @@ test('Schoology: every batch is tagged, so an unchanged district needs no hashes
       return r;
     };
     const moved = await syncBoth('memo-sgy2', 'memo-sgy2-twin', sgy);
-    expect(moved.counts).toMatchObject({ classesUpdated: sections.length, classesRetired: 0 });
+    expect(moved.counts).toMatchObject({ classesUpdated: sections.length, classesRetired: 0, orgsRetired: 0 });
     const stateMoved = await storedState(t.ctx.db, 'memo-sgy2');
     expect(sections.map((id) => stateMoved.classes[id]?.school)).toEqual(sections.map(() => building));
     // The member lists and users pages were reused.
@@ -378,6 +381,16 @@ test('Canvas report: a report zipped afresh with the same rows is taken whole wi
     expect(memo.length).toBeGreaterThanOrEqual(6);
     await expectCoveringNoop('memo-cv', cv, memo.length, fetchRequests);
 
+    // A school renamed: only the sub-accounts page changes (the report names accounts by id), and every batch is read again.
+    const accounts = (cv as unknown as { schoolAccounts: { id: string; name: string }[] }).schoolAccounts;
+    accounts[0]!.name = 'Renamed Middle School';
+    cv.district.version += 1;
+    const school = await syncBoth('memo-cv', 'memo-cv-twin', cv);
+    expect(school.counts).toMatchObject({ orgsUpdated: 1 });
+    expect((await progressOf(school))?.reused).toBe(0);
+    const { rows: [renamedSchool] } = await sql<{ name: string }>`SELECT name FROM schools WHERE district_id = 'memo-cv' AND sourced_id = ${accounts[0]!.id}`.execute(t.ctx.db);
+    expect(renamedSchool?.name).toBe('Renamed Middle School');
+
     // One student renamed, to a name as long (every part keeps its size: only
     // the data tells the reports apart): every batch depends on the whole
     // report, so all are read again, and end where the twin does.
@@ -394,4 +407,33 @@ test('Canvas report: a report zipped afresh with the same rows is taken whole wi
   } finally {
     await cv.stop();
   }
+});
+
+test('an origin met for two different batches is never kept, and a fetch that took one of them from the memo starts again without it', async () => {
+  const rows = (...xs: number[]) => BigUint64Array.from(xs.map(BigInt));
+  const lease = { runId: randomUUID(), attempt: 1 };
+  // Made twice by one fetch: the same rows (a list the provider repeated) are kept; different rows are not.
+  const fresh = new PageMemo(t.ctx.db, lease, 'memo-shared', 7n, new Map());
+  await fresh.remember(1n, rows(10, 11));
+  await fresh.remember(1n, rows(10, 11));
+  await fresh.remember(2n, rows(20, 21));
+  await fresh.remember(2n, rows(20, 22));
+  await fresh.remember(2n, rows(20, 21));
+  expect(fresh.shared).toBe(1);
+  expect(fresh.keys().made).toEqual(['1']);
+  // An entry of the district that this fetch did not keep is dropped by the save.
+  expect(fresh.allKept).toBe(false);
+
+  // Taken from the memo (its rows marked seen unchecked), then met again with other rows: those rows may
+  // have been the other batch's, so the fetch stops, to start again without the memo; met again with the
+  // same rows, it is simply kept.
+  const known = new Map([[3n, { hashes: rows(30, 31), backed: true, covering: true }], [4n, { hashes: rows(40), backed: true, covering: true }]]);
+  const memo = new PageMemo(t.ctx.db, lease, 'memo-shared', 7n, known);
+  expect(memo.takeBacked(3n)).toBe(true);
+  expect(memo.takeBacked(3n)).toBe(false);
+  await expect(memo.remember(3n, rows(30, 32))).rejects.toBeInstanceOf(MemoMismatchError);
+  expect(memo.takeBacked(4n)).toBe(true);
+  await memo.remember(4n, rows(40));
+  expect(memo.shared).toBe(1);
+  expect(memo.keys().made).toEqual(['4']);
 });

@@ -27,7 +27,7 @@ test('a file whose data differs, though its size does not, changes the digest; s
   expect(await zipContentDigest(zipAt('2026-11-25T08:00:00Z', renamed))).not.toBe(digest);
 });
 
-test('a zip it cannot read has no digest: cut short, its directory pointing past the end, or not a zip at all', async () => {
+test('a zip it cannot read has no digest: cut short, its directory pointing past the end, a local header disagreeing with it, or not a zip at all', async () => {
   const zip = zipAt('2026-11-25T08:00:00Z');
   expect(await zipContentDigest(zip.subarray(0, zip.length - 30))).toBeUndefined();
   const pastTheEnd = zip.slice();
@@ -35,4 +35,9 @@ test('a zip it cannot read has no digest: cut short, its directory pointing past
   new DataView(pastTheEnd.buffer).setUint32(pastTheEnd.length - 22 + 16, pastTheEnd.length + 100, true);
   expect(await zipContentDigest(pastTheEnd)).toBeUndefined();
   expect(await zipContentDigest(strToU8('canvas_user_id,full_name\n1,Ada\n'))).toBeUndefined();
+  // A local header naming another file than its directory entry (the report is read through the local headers).
+  const otherName = zip.slice();
+  expect(String.fromCharCode(otherName[30]!)).toBe('u');
+  otherName[30] = 'x'.charCodeAt(0);
+  expect(await zipContentDigest(otherName)).toBeUndefined();
 });

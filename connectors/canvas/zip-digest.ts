@@ -57,7 +57,11 @@ export async function zipContentDigest(zip: Uint8Array): Promise<bigint | undefi
     const name = decoder.decode(zip.subarray(at + 46, at + 46 + nameLength));
     // The data starts after the local header's own name and extra field, whose lengths may differ from the directory's.
     if (!inside(localAt, 30) || u32(localAt) !== LOCAL) return undefined;
-    const dataAt = localAt + 30 + u16(localAt + 26) + u16(localAt + 28);
+    // The report is read through the local headers (fflate's streaming Unzip): one that names another file or
+    // method than its directory entry could parse otherwise than the directory says, so such a zip is not tagged.
+    const localName = u16(localAt + 26);
+    if (u16(localAt + 8) !== method || !inside(localAt + 30, localName) || decoder.decode(zip.subarray(localAt + 30, localAt + 30 + localName)) !== name) return undefined;
+    const dataAt = localAt + 30 + localName + u16(localAt + 28);
     if (!inside(dataAt, compressed)) return undefined;
     digest = foldDigest(digest, digestOfText(name));
     digest = foldDigest(digest, BigInt(method));

@@ -128,10 +128,13 @@ export class SchoologyConnector implements Connector {
     for await (const page of walk('/schools', 'school', SgySchool, 'schools')) {
       const { good, bad } = split(page.items);
       if (bad.length) yield { ...quarantine('orgs', bad), origin: batchOrigin(page.digest, 0n, 1) };
-      for (const school of good) {
+      for (const [i, school] of good.entries()) {
         let buildings = 0;
-        // The school's building lists (their paths name it): a school is its own campus only while they are empty.
-        let lists: bigint | undefined = 0n;
+        // The school (its place on the page: the page holds its record) and its
+        // building lists: a school is its own campus only while they are empty.
+        // Empty lists hand on no page, so without the school's place every
+        // campus-less school on a page would share one origin.
+        let lists: bigint | undefined = foldDigest(digestOfText(school.id), BigInt(i));
         for await (const bpage of walk(`/schools/${encodeURIComponent(school.id)}/buildings`, 'building', SgyBuilding, 'buildings')) {
           const b = split(bpage.items);
           buildings += bpage.items.length;

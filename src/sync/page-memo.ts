@@ -85,6 +85,19 @@ async function saltFor(settings: object): Promise<bigint | undefined> {
   return h64(`${digest}\n${JSON.stringify(rest)}`);
 }
 
+/**
+ * A batch's rows as one number, equal for the same rows in the same order:
+ * how a fetch tells two batches of one origin apart. A cheap check, not a
+ * digest: when it misses a difference, the entry is written as it was before
+ * this check existed.
+ */
+function fingerprint(hashes: BigUint64Array): number {
+  const words = new Uint32Array(hashes.buffer, hashes.byteOffset, hashes.length * 2);
+  let print = hashes.length | 0;
+  for (let i = 0; i < words.length; i += 1) print = (Math.imul(print, 0x01000193) ^ words[i]!) | 0;
+  return print;
+}
+
 /** What a fetch makes is written once this much has gathered: the worker never holds a district's worth (56 MB at a million students). */
 const WRITE_BYTES = 4 << 20;
 
@@ -99,6 +112,14 @@ export class PageMemo {
   private pendingBytes = 0;
   /** A batch of this fetch had no origin: its entries do not name its whole snapshot. */
   private untagged = false;
+  /** Every key this fetch met (taken, reused or made), with its rows' fingerprint once known. */
+  private readonly met = new Map<bigint, number | undefined>();
+  /**
+   * Keys this fetch met for two different batches: a connector folded too
+   * little into their origin. Such an entry would hand one batch's rows to
+   * the other, so it is never written, and dropped if it was.
+   */
+  private readonly conflicted = new Set<bigint>();
   private writing: Promise<void> = Promise.resolve();
   private writeError: unknown;
 
@@ -123,15 +144,18 @@ export class PageMemo {
    * mirror, so its rows are in it): checked by `settle` once they have loaded.
    */
   takeBacked(key: bigint): boolean {
-    if (!this.known.get(key)?.backed) return false;
+    if (this.met.has(key) || !this.known.get(key)?.backed) return false;
+    this.met.set(key, undefined);
     this.deferred.push(key);
     return true;
   }
 
+
   /** Marks the rows of the batch with this key seen in the mirror, when the memo knows them and the mirror holds every one. */
   reuse(key: bigint, mirror: HashSet): boolean {
     const entry = this.known.get(key);
-    if (!entry || !mirror.markAll(entry.hashes)) return false;
+    if (this.met.has(key) || !entry || !mirror.markAll(entry.hashes)) return false;
+    this.met.set(key, undefined);
     this.used.push(key);
     return true;
   }
@@ -187,6 +211,27 @@ export class PageMemo {
    * it fails; only dropping the others waits for a fetch to end (savePageMemo).
    */
   async remember(key: bigint, hashes: BigUint64Array): Promise<void> {
+    if (this.conflicted.has(key)) return;
+    const print = fingerprint(hashes);
+    const known = this.known.get(key);
+    // Met before: as made then, or as the entry taken from the memo.
+    const before = this.met.has(key) ? this.met.get(key) ?? (known ? fingerprint(known.hashes) : undefined) : undefined;
+    if (before !== undefined && before !== print) {
+      // A key met twice is never taken or reused the second time (takeBacked,
+      // reuse), so its second batch comes here. If the first was taken from
+      // the memo, the rows it was given may be the other batch's: the fetch
+      // starts again without the memo, which then only makes entries.
+      const wasTaken = this.deferred.includes(key) || this.used.includes(key);
+      this.conflicted.add(key);
+      this.made.delete(key);
+      const used = this.used.indexOf(key);
+      if (used >= 0) this.used.splice(used, 1);
+      const pending = this.pending.get(key);
+      if (pending) { this.pendingBytes -= pending.byteLength; this.pending.delete(key); }
+      if (wasTaken) throw new MemoMismatchError('two different batches of this fetch share an origin, and one was taken from the page memo');
+      return;
+    }
+    this.met.set(key, print);
     this.made.add(key);
     if (!this.pending.has(key)) this.pendingBytes += hashes.byteLength;
     this.pending.set(key, hashes);
@@ -219,8 +264,9 @@ export class PageMemo {
     if (this.writeError !== undefined) throw this.writeError;
   }
 
-  /** Whether every entry loaded was used or made again by this fetch (none is left to drop). */
+  /** Whether every entry loaded was used or made again by this fetch, and none was found shared (none is left to drop). */
   get allKept(): boolean {
+    if (this.conflicted.size) return false;
     const kept = new Set([...this.used, ...this.made]);
     return [...this.known.keys()].every((k) => kept.has(k));
   }
@@ -232,8 +278,13 @@ export class PageMemo {
 
   /** The keys of the entries this fetch used, and of those it made, as Postgres bigints. */
   keys(): { used: string[]; made: string[] } {
-    const text = (ks: Iterable<bigint>) => [...new Set(ks)].map(hashText);
+    const text = (ks: Iterable<bigint>) => [...new Set(ks)].filter((k) => !this.conflicted.has(k)).map(hashText);
     return { used: text(this.used), made: text(this.made) };
+  }
+
+  /** Keys found shared by two different batches in this fetch (never written). */
+  get shared(): number {
+    return this.conflicted.size;
   }
 
   /** Backed entries taken and not yet checked against the mirror. */
