@@ -437,3 +437,41 @@ test('an origin met for two different batches is never kept, and a fetch that to
   expect(memo.shared).toBe(1);
   expect(memo.keys().made).toEqual(['4']);
 });
+
+test('Canvas REST: every page is taken in order and tags the batches after it, so an unchanged district is taken whole and a change reads what follows it', async () => {
+  const cv = await startCanvas({ seed: 48, schools: 2, students: 120, sections: 10, enrollmentsPerStudent: 2 }, { reports: 'forbidden-403' });
+  try {
+    for (const id of ['memo-rest', 'memo-rest-twin']) await upsertDistrict(t.ctx.db, { id, schedule: null, settings: canvasSettings(cv) });
+    await syncBoth('memo-rest', 'memo-rest-twin', cv);
+    expect(cv.requestsTo('/enrollments').length).toBeGreaterThan(0);
+    const fetchRequests = lastRequests;
+    const memo = await memoOf('memo-rest');
+    // Schools, courses and terms, each course's classes and memberships, users pages.
+    expect(memo.length).toBeGreaterThanOrEqual(2 + 10);
+    await expectCoveringNoop('memo-rest', cv, memo.length, fetchRequests);
+
+    // The last student renamed: the batches before the users page listing them are taken from the memo, the rest read again.
+    const student = [...cv.district.students.keys()].at(-1)!;
+    cv.district.students.get(student)!.first = 'Renamed';
+    cv.district.version += 1;
+    const renamed = await syncBoth('memo-rest', 'memo-rest-twin', cv);
+    expect(renamed.counts).toMatchObject({ usersUpdated: 1 });
+    expect((await listUsers(t.ctx.db, 'memo-rest')).find((u) => u.sourcedId === canvasUserId(student))?.givenName).toBe('Renamed');
+    const reused = (await progressOf(renamed))?.reused ?? 0;
+    expect(reused).toBeGreaterThanOrEqual(memo.length - 5);
+    expect(reused).toBeLessThan(memo.length);
+
+    // A student moves between sections: their courses' lists change, and every batch from the first of them on is read again.
+    const d = cv.district;
+    const who = [...d.students.keys()][3]!;
+    const from = d.sectionsOf(who)[0]!;
+    const to = [...d.sections.values()].find((sec) => !sec.studentIds.includes(who) && sec.courseId !== from.courseId)!;
+    d.moveStudent(who, from.id, to.id);
+    d.version += 1;
+    const moved = await syncBoth('memo-rest', 'memo-rest-twin', cv);
+    expect(moved.counts).toMatchObject({ enrollmentsAdded: 1, enrollmentsEnded: 1 });
+    expect((await progressOf(moved))?.reused).toBeLessThan(memo.length);
+  } finally {
+    await cv.stop();
+  }
+});

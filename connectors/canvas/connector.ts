@@ -7,14 +7,14 @@ import type { Connector, FetchOptions, SnapshotBatch } from '../types.js';
 import { CanvasRefusalError, TOKEN_HINT, classifyCanvas } from './errors.js';
 import type { CanvasAccountNode, CanvasEnrollmentRecord, CanvasSectionRecord } from './model.js';
 import { RateLimitPacer } from './pacer.js';
-import { inParallel } from '../http/parallel.js';
+import { inOrder } from '../http/parallel.js';
 import { postForm } from './post.js';
 import { ProvisioningReport, awaitReport, reportParameters } from './report.js';
 import { PER_PAGE, enrollmentRefs, restCourse, restEnrollment, restSection, restUser, userRefs, walk } from './rest.js';
 import { RosterAssembler } from './roster.js';
 import { CanvasAccount, CanvasCourse, CanvasEnrollment, CanvasReport, CanvasSection, CanvasUser } from './wire.js';
 import { chunks } from './batch.js';
-import { batchOrigin, foldDigest } from '../http/page-origin.js';
+import { batchOrigin, digestOfText, foldDigest } from '../http/page-origin.js';
 import { zipContentDigest } from './zip-digest.js';
 
 export interface CanvasConnectorOptions {
@@ -143,29 +143,29 @@ export class CanvasConnector implements Connector {
         sync();
       }
 
-      // On the report path every batch depends on the whole report (a user's
-      // role and schools come from all their enrollments) and the account
-      // tree, and on nothing else: each is tagged with their joint digest and
-      // its place in the fetch (page-origin.ts), so an unchanged report is
-      // taken whole from the page memo. REST batches are not tagged: each
-      // would have to name every page before it.
-      const context = report && tree !== undefined && report.digest !== undefined ? foldDigest(tree, report.digest) : undefined;
+      // Every batch is mapped by the assembler from what it has read so far:
+      // on the report path the account tree and the whole report (a user's
+      // role and schools come from all their enrollments), on the REST path
+      // the tree and every page read before the batch, in order. Each batch
+      // is tagged with the digest of those and its place in the fetch
+      // (page-origin.ts), so an unchanged district is taken whole from the
+      // page memo, and any change reads every batch after it again.
+      const read: { digest: bigint | undefined } = { digest: report ? (tree !== undefined && report.digest !== undefined ? foldDigest(tree, report.digest) : undefined) : tree };
       let seq = 0;
       const tagged = async function* (batches: AsyncIterable<SnapshotBatch> | Iterable<SnapshotBatch>): AsyncIterable<SnapshotBatch> {
-        for await (const b of batches) yield context === undefined ? b : { ...b, origin: batchOrigin(context, 0n, seq++) };
+        for await (const b of batches) yield read.digest === undefined ? b : { ...b, origin: batchOrigin(read.digest, 0n, seq++) };
       };
-      const schools: SnapshotBatch = { kind: 'orgs', records: assembler.schools() };
+      yield* tagged([{ kind: 'orgs', records: assembler.schools() }]);
       if (report) {
         run.path = 'report';
-        yield* tagged([schools]);
         yield* tagged(this.fromReport(report.report, assembler, (n) => options.onPage?.({ pages: ++pages, records: (records += n), resource: 'provisioning report' })));
-        if (quarantined.length) yield* tagged([{ kind: 'quarantine', records: quarantined }]);
       } else {
         run.path = 'rest';
-        yield schools;
-        yield* this.fromRest(http, districtId, assembler, progress, quarantined);
-        if (quarantined.length) yield { kind: 'quarantine', records: quarantined };
+        yield* tagged(this.fromRest(http, districtId, assembler, progress, quarantined, (digest) => {
+          read.digest = read.digest === undefined || digest === undefined ? undefined : foldDigest(read.digest, digest);
+        }));
       }
+      if (quarantined.length) yield* tagged([{ kind: 'quarantine', records: quarantined }]);
       const skipped = assembler.skipped;
       this.logger.info({ provider: 'canvas', path: run.path, requests: http.requests.sent + posts, retried: http.requests.retried, paced: pacer.stats, skipped }, 'Canvas roster read');
     } finally {
@@ -202,13 +202,20 @@ export class CanvasConnector implements Connector {
     if (r.quarantined.length) yield { kind: 'quarantine', records: r.quarantined };
   }
 
+  /**
+   * The REST path. `took` is told the digest of every page as the assembler
+   * takes it in, before the batches mapped with it are handed on: course
+   * lists are read a few at a time but taken in the listing's order, so the
+   * same pages make the same batches.
+   */
   private async *fromRest(
     http: ProviderHttpClient, districtId: string, assembler: RosterAssembler,
-    progress: (resource: string) => (n: number) => void, quarantined: QuarantinedRecord[],
+    progress: (resource: string) => (n: number) => void, quarantined: QuarantinedRecord[], took: (digest: bigint | undefined) => void,
   ): AsyncIterable<SnapshotBatch> {
     const courseIds: string[] = [];
     for await (const page of walk(http, `/accounts/${districtId}/courses?${COURSE_QUERY}`, CanvasCourse, 'courses', { kind: 'courses' }, progress('courses'))) {
       for (const c of page) {
+        took(c.digest);
         quarantined.push(...c.bad);
         const read = c.ok.map(restCourse);
         for (const [i, r] of read.entries()) if ('reason' in r) quarantined.push({ kind: 'courses', sourcedId: c.ok[i]!.id, reason: r.reason });
@@ -226,12 +233,16 @@ export class CanvasConnector implements Connector {
       const sections: CanvasSectionRecord[] = [];
       const enrollments: CanvasEnrollmentRecord[] = [];
       const bad: QuarantinedRecord[] = [];
+      // The course's pages (their URLs name it), and whether it was gone.
+      let digest: bigint | undefined = digestOfText(courseId);
+      const fold = (d: bigint | undefined) => { digest = digest === undefined || d === undefined ? undefined : foldDigest(digest, d); };
       try {
         for await (const page of walk(http, `/courses/${courseId}/sections?per_page=${PER_PAGE}`, CanvasSection, 'sections', { kind: 'classes', refs: (raw) => ({ classes: raw.id ? [String(raw.id)] : [] }) }, progress('sections'))) {
-          for (const c of page) { sections.push(...c.ok.map(restSection)); bad.push(...c.bad); }
+          for (const c of page) { fold(c.digest); sections.push(...c.ok.map(restSection)); bad.push(...c.bad); }
         }
         for await (const page of walk(http, `/courses/${courseId}/enrollments?${ENROLLMENT_QUERY}`, CanvasEnrollment, 'enrollments', { kind: 'enrollments', refs: enrollmentRefs }, progress('enrollments'))) {
           for (const c of page) {
+            fold(c.digest);
             bad.push(...c.bad);
             for (const e of c.ok) {
               const r = restEnrollment(e);
@@ -243,10 +254,12 @@ export class CanvasConnector implements Connector {
       } catch (err) {
         // A course deleted between the listing and this read answers 404: it has nothing left on the roster.
         if (!(err instanceof ProviderError && err.kind === 'not-found')) throw err;
+        fold(digestOfText('not found'));
       }
-      return { sections, enrollments, bad };
+      return { sections, enrollments, bad, digest };
     };
-    for await (const course of inParallel(courseIds, this.options.courseConcurrency ?? 2, readCourse)) {
+    for await (const course of inOrder(courseIds, this.options.courseConcurrency ?? 2, readCourse)) {
+      took(course.digest);
       quarantined.push(...course.bad);
       const classes = assembler.addSections(course.sections);
       if (classes.length) yield { kind: 'classes', records: classes };
@@ -256,6 +269,7 @@ export class CanvasConnector implements Connector {
 
     for await (const page of walk(http, `/accounts/${districtId}/users?include[]=email&per_page=${PER_PAGE}`, CanvasUser, 'users', { kind: 'users', refs: userRefs }, progress('users'))) {
       for (const c of page) {
+        took(c.digest);
         quarantined.push(...c.bad);
         const users = c.ok.map((u) => assembler.user(restUser(u))).filter((u) => u !== null);
         if (users.length) yield { kind: 'users', records: users };

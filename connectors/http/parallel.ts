@@ -2,36 +2,6 @@
 // (Canvas charges every request in flight against its bucket; Schoology answers bursts with 429).
 
 /**
- * Runs `work` over `items` with at most `limit` at once and yields each result
- * as it lands (not in input order). Canvas's throttle charges every request
- * in flight up front, so a small limit keeps the bucket from draining.
- */
-export async function* inParallel<T, R>(items: readonly T[], limit: number, work: (item: T, signal: AbortSignal) => Promise<R>): AsyncIterable<R> {
-  const running = new Map<number, Promise<{ i: number; r: R }>>();
-  // Aborted when the walk ends early (a failure, or the consumer stopped): work still in flight can stop paging.
-  const stop = new AbortController();
-  let next = 0;
-  const launch = () => {
-    const i = next++;
-    const p = work(items[i]!, stop.signal).then((r) => ({ i, r }));
-    // If we stop early (an error elsewhere), a later failure here must not go unhandled.
-    p.catch(() => undefined);
-    running.set(i, p);
-  };
-  try {
-    while (next < items.length && running.size < limit) launch();
-    while (running.size) {
-      const { i, r } = await Promise.race(running.values());
-      running.delete(i);
-      if (next < items.length) launch();
-      yield r;
-    }
-  } finally {
-    stop.abort();
-  }
-}
-
-/**
  * Runs `work` over `items` with at most `limit` at once and yields the results
  * in input order, so a snapshot read in parallel is the same, record for
  * record, as one read item by item. It is a sliding window: item i + limit
@@ -39,8 +9,9 @@ export async function* inParallel<T, R>(items: readonly T[], limit: number, work
  * or waiting, whatever the consumer's pace — Schoology answers a burst with
  * 429, and memory stays bounded by the window.
  *
- * `inParallel` above is its sibling that
- * yields in completion order.
+ * Canvas's course lists are read this way too: its throttle charges every
+ * request in flight up front, so the window stays small, and taking them in
+ * order lets each batch be tagged with the pages read before it (page-origin.ts).
  */
 export async function* inOrder<T, R>(items: Iterable<T>, limit: number, work: (item: T, signal: AbortSignal) => Promise<R>): AsyncIterable<R> {
   if (!Number.isInteger(limit) || limit < 1) throw new RangeError(`inOrder: limit must be a positive integer, got ${limit}`);
