@@ -1,7 +1,5 @@
 import { Option, type Command } from 'commander';
 import { z } from 'zod';
-import { LtiStoreError, startLtijs, stopLtijs } from '../lti/ltijs.js';
-import { NrpsError, fetchContextRoster } from '../lti/nrps.js';
 import { LtiPlatformSchema, MatchSchema, PLATFORM_PROFILES } from '../lti/platforms.js';
 import { LtiConfigError, listPlatforms, planAddPlatform, platformView, savePlatform } from '../lti/registry.js';
 import { SecretBox } from '../secrets/secret-box.js';
@@ -85,6 +83,8 @@ export function registerSsoCommands(program: Command): void {
       const f = parseFlags(LtiAddFlags, { ...opts, deploymentId: opts.deploymentId ?? [] });
       const secret = ctx.config.SESSION_SECRET;
       if (!secret) throw new UsageError('SESSION_SECRET must be set (the same value as for `serve`): it keys the LTI store that holds the tool\'s signing keys');
+      // ltijs loads only for the commands that use it (see `serve` in main.ts).
+      const { LtiStoreError, startLtijs, stopLtijs } = await import('../lti/ltijs.js');
       try {
         const input = { districtId, platform: f.platform, clientId: f.clientId, deploymentIds: [...new Set(f.deploymentId)], issuer: f.issuer, authUrl: f.authUrl, tokenUrl: f.tokenUrl, jwksUrl: f.jwksUrl, match: f.match };
         const plan = await planAddPlatform(ctx.db, input);
@@ -124,6 +124,7 @@ export function registerSsoCommands(program: Command): void {
   lti.command('roster <district> <contextId>').description("a course's membership from the LMS (LTI Names and Roles), tied to rostered accounts").addOption(json())
     .action(run(async (ctx, out, id: string, contextId: string) => {
       const districtId = parseFlags(DistrictId, id);
+      const { NrpsError, fetchContextRoster } = await import('../lti/nrps.js');
       try {
         const roster = await fetchContextRoster(ctx, districtId, contextId);
         out.result(roster, () => `${roster.title ?? roster.contextId}: ${roster.members.length} member(s)\n${formatTable(roster.members.map((m) => ({ ...m, roles: m.roles.map((r) => r.split('#').pop()).join(','), account: m.sourcedId ?? '(not rostered)' })), ['userId', 'name', 'roles', 'status', 'account'])}`);
