@@ -150,7 +150,6 @@ export class PageMemo {
     return true;
   }
 
-
   /** Marks the rows of the batch with this key seen in the mirror, when the memo knows them and the mirror holds every one. */
   reuse(key: bigint, mirror: HashSet): boolean {
     const entry = this.known.get(key);
