@@ -14,7 +14,7 @@ import { PER_PAGE, enrollmentRefs, restCourse, restEnrollment, restSection, rest
 import { RosterAssembler } from './roster.js';
 import { CanvasAccount, CanvasCourse, CanvasEnrollment, CanvasReport, CanvasSection, CanvasUser } from './wire.js';
 import { chunks } from './batch.js';
-import { batchOrigin, digestOfText, foldDigest } from '../http/page-origin.js';
+import { batchOrigin, digestOfText, foldKnown } from '../http/page-origin.js';
 import { zipContentDigest } from './zip-digest.js';
 
 export interface CanvasConnectorOptions {
@@ -123,7 +123,7 @@ export class CanvasConnector implements Connector {
       // The whole sub-account tree, on both paths: the report's accounts part lists only direct children of a sub-account.
       for await (const page of walk(http, `/accounts/${districtId}/sub_accounts?recursive=true&per_page=${PER_PAGE}`, CanvasAccount, 'sub-accounts', { kind: 'orgs' }, progress('accounts'))) {
         for (const c of page) {
-          tree = tree === undefined || c.digest === undefined ? undefined : foldDigest(tree, c.digest);
+          tree = foldKnown(tree, c.digest);
           accounts.push(...c.ok.map((a) => ({ id: a.id, name: a.name, parentId: a.parent_account_id, sisId: a.sis_account_id })));
           quarantined.push(...c.bad);
         }
@@ -150,7 +150,7 @@ export class CanvasConnector implements Connector {
       // is tagged with the digest of those and its place in the fetch
       // (page-origin.ts), so an unchanged district is taken whole from the
       // page memo, and any change reads every batch after it again.
-      const read: { digest: bigint | undefined } = { digest: report ? (tree !== undefined && report.digest !== undefined ? foldDigest(tree, report.digest) : undefined) : tree };
+      const read: { digest: bigint | undefined } = { digest: report ? foldKnown(tree, report.digest) : tree };
       let seq = 0;
       const tagged = async function* (batches: AsyncIterable<SnapshotBatch> | Iterable<SnapshotBatch>): AsyncIterable<SnapshotBatch> {
         for await (const b of batches) yield read.digest === undefined ? b : { ...b, origin: batchOrigin(read.digest, 0n, seq++) };
@@ -162,7 +162,7 @@ export class CanvasConnector implements Connector {
       } else {
         run.path = 'rest';
         yield* tagged(this.fromRest(http, districtId, assembler, progress, quarantined, (digest) => {
-          read.digest = read.digest === undefined || digest === undefined ? undefined : foldDigest(read.digest, digest);
+          read.digest = foldKnown(read.digest, digest);
         }));
       }
       if (quarantined.length) yield* tagged([{ kind: 'quarantine', records: quarantined }]);
@@ -235,7 +235,7 @@ export class CanvasConnector implements Connector {
       const bad: QuarantinedRecord[] = [];
       // The course's pages (their URLs name it), and whether it was gone.
       let digest: bigint | undefined = digestOfText(courseId);
-      const fold = (d: bigint | undefined) => { digest = digest === undefined || d === undefined ? undefined : foldDigest(digest, d); };
+      const fold = (d: bigint | undefined) => { digest = foldKnown(digest, d); };
       try {
         for await (const page of walk(http, `/courses/${courseId}/sections?per_page=${PER_PAGE}`, CanvasSection, 'sections', { kind: 'classes', refs: (raw) => ({ classes: raw.id ? [String(raw.id)] : [] }) }, progress('sections'))) {
           for (const c of page) { fold(c.digest); sections.push(...c.ok.map(restSection)); bad.push(...c.bad); }

@@ -21,13 +21,25 @@ const EOCD_SEARCH = 22 + 0xffff;
 /** A 32-bit size or offset of all ones means the real one is in a zip64 extra field: not read here. */
 const ZIP64 = 0xffffffff;
 
+/** One file of a zip, as its central directory and local header describe it. */
+export interface ZipEntry {
+  name: string;
+  method: number;
+  /** Its bytes inflated, as the directory records it. */
+  inflated: number;
+  /** Where its central directory header and its local header start. */
+  centralAt: number;
+  localAt: number;
+  /** Its compressed bytes. */
+  data: Uint8Array;
+}
+
 /**
- * The digest of a zip's entries (name, method, inflated size, compressed
- * bytes, in the central directory's order), or undefined when the zip is not
- * one this reads (zip64, a truncated or inconsistent directory): the report's
- * batches then go untagged and are read record by record, as before.
+ * The files of a zip, in the central directory's order, or undefined when the
+ * zip is not one this reads (zip64, a truncated or inconsistent directory, a
+ * local header that names another file or method than its directory entry).
  */
-export async function zipContentDigest(zip: Uint8Array): Promise<bigint | undefined> {
+export function zipEntries(zip: Uint8Array): ZipEntry[] | undefined {
   const view = new DataView(zip.buffer, zip.byteOffset, zip.byteLength);
   const u16 = (at: number) => view.getUint16(at, true);
   const u32 = (at: number) => view.getUint32(at, true);
@@ -38,15 +50,14 @@ export async function zipContentDigest(zip: Uint8Array): Promise<bigint | undefi
     if (u32(at) === EOCD) { end = at; break; }
   }
   if (end < 0) return undefined;
-  const entries = u16(end + 10);
+  const count = u16(end + 10);
   const directoryAt = u32(end + 16);
-  if (directoryAt === ZIP64 || entries === 0xffff) return undefined;
+  if (directoryAt === ZIP64 || count === 0xffff) return undefined;
 
-  const { h64Raw } = await xxhashApi();
   const decoder = new TextDecoder();
-  let digest = digestOfText('zip');
+  const entries: ZipEntry[] = [];
   let at = directoryAt;
-  for (let i = 0; i < entries; i += 1) {
+  for (let i = 0; i < count; i += 1) {
     if (!inside(at, 46) || u32(at) !== CENTRAL) return undefined;
     const method = u16(at + 10);
     const compressed = u32(at + 20);
@@ -58,16 +69,33 @@ export async function zipContentDigest(zip: Uint8Array): Promise<bigint | undefi
     // The data starts after the local header's own name and extra field, whose lengths may differ from the directory's.
     if (!inside(localAt, 30) || u32(localAt) !== LOCAL) return undefined;
     // The report is read through the local headers (fflate's streaming Unzip): one that names another file or
-    // method than its directory entry could parse otherwise than the directory says, so such a zip is not tagged.
+    // method than its directory entry could parse otherwise than the directory says, so such a zip is not read here.
     const localName = u16(localAt + 26);
     if (u16(localAt + 8) !== method || !inside(localAt + 30, localName) || decoder.decode(zip.subarray(localAt + 30, localAt + 30 + localName)) !== name) return undefined;
     const dataAt = localAt + 30 + localName + u16(localAt + 28);
     if (!inside(dataAt, compressed)) return undefined;
-    digest = foldDigest(digest, digestOfText(name));
-    digest = foldDigest(digest, BigInt(method));
-    digest = foldDigest(digest, BigInt(inflated));
-    digest = foldDigest(digest, h64Raw(zip.subarray(dataAt, dataAt + compressed)));
+    entries.push({ name, method, inflated, centralAt: at, localAt, data: zip.subarray(dataAt, dataAt + compressed) });
     at += 46 + nameLength + u16(at + 30) + u16(at + 32);
+  }
+  return entries;
+}
+
+/**
+ * The digest of a zip's entries (name, method, inflated size, compressed
+ * bytes, in the central directory's order), or undefined when zipEntries
+ * cannot read it: the report's batches then go untagged and are read record
+ * by record, as before.
+ */
+export async function zipContentDigest(zip: Uint8Array): Promise<bigint | undefined> {
+  const entries = zipEntries(zip);
+  if (!entries) return undefined;
+  const { h64Raw } = await xxhashApi();
+  let digest = digestOfText('zip');
+  for (const e of entries) {
+    digest = foldDigest(digest, digestOfText(e.name));
+    digest = foldDigest(digest, BigInt(e.method));
+    digest = foldDigest(digest, BigInt(e.inflated));
+    digest = foldDigest(digest, h64Raw(e.data));
   }
   return digest;
 }

@@ -36,6 +36,10 @@ export function mix64(x: bigint): bigint {
 /** Folds a digest into a running one, in order (the orgs pages of a fetch, say). */
 export const foldDigest = (acc: bigint, digest: bigint): bigint => mix64(acc ^ mix64(digest));
 
+/** foldDigest where either side may be missing (a page without a digest): the result is missing too, and what it would tag goes untagged. */
+export const foldKnown = (acc: bigint | undefined, digest: bigint | undefined): bigint | undefined =>
+  (acc === undefined || digest === undefined ? undefined : foldDigest(acc, digest));
+
 /** A number or a date as something to fold in. */
 export const digestOfText = (s: string): bigint => {
   let acc = 0n;

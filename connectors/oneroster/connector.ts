@@ -4,7 +4,7 @@ import type { ClassLinkSettings } from '../../src/districts/settings.js';
 import type { QuarantinedRecord, RecordKinds } from '../../src/domain/model.js';
 import { ProviderHttpClient } from '../http/client.js';
 import { pagesAhead, rawId, type Page } from '../http/pages.js';
-import { batchOrigin, digestOfText, foldDigest } from '../http/page-origin.js';
+import { batchOrigin, digestOfText, foldKnown } from '../http/page-origin.js';
 import type { Connector, FetchOptions, SnapshotBatch } from '../types.js';
 import { mapClass, mapCourse, mapEnrollment, mapOrg, mapSession, mapUser, OrgTree } from './map.js';
 import { ClientCredentialsToken, oauth1Header } from './oauth.js';
@@ -91,11 +91,11 @@ export class OneRosterConnector implements Connector {
     for await (const page of pagesOf('orgs', undefined)) {
       const { ok, quarantined } = readRecords('orgs', OrOrg, page.items);
       for (const o of ok) orgTree.add(o);
-      orgsDigest = page.digest === undefined || orgsDigest === undefined ? undefined : foldDigest(orgsDigest, page.digest);
+      orgsDigest = foldKnown(orgsDigest, page.digest);
       yield* batches(page, 0n, 'orgs', ok.map(mapOrg), quarantined);
     }
     const tree = orgsDigest;
-    const treeAndDay = tree === undefined ? undefined : foldDigest(tree, digestOfText(asOf));
+    const treeAndDay = foldKnown(tree, digestOfText(asOf));
     for (const resource of ['academicSessions', 'courses', 'classes', 'users', 'enrollments'] as const) {
       for await (const page of pagesOf(resource, filter)) {
         switch (resource) {

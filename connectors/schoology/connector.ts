@@ -5,7 +5,7 @@ import type { QuarantinedRecord, RecordKind, Role } from '../../src/domain/model
 import { ProviderHttpClient } from '../http/client.js';
 import { oauth1Header } from '../http/oauth1.js';
 import { pagesAhead, type Page } from '../http/pages.js';
-import { batchOrigin, digestOfText, foldDigest } from '../http/page-origin.js';
+import { batchOrigin, digestOfText, foldDigest, foldKnown } from '../http/page-origin.js';
 import type { Connector, FetchOptions, SnapshotBatch } from '../types.js';
 import { classifySchoologyResponse, SCHOOLOGY_AUTH_HINT } from './errors.js';
 import { ListGatherer } from './gather.js';
@@ -138,7 +138,7 @@ export class SchoologyConnector implements Connector {
         for await (const bpage of walk(`/schools/${encodeURIComponent(school.id)}/buildings`, 'building', SgyBuilding, 'buildings')) {
           const b = split(bpage.items);
           buildings += bpage.items.length;
-          lists = lists === undefined || bpage.digest === undefined ? undefined : foldDigest(lists, bpage.digest);
+          lists = foldKnown(lists, bpage.digest);
           if (b.bad.length) yield { ...quarantine('orgs', b.bad), origin: batchOrigin(bpage.digest, 0n, 1) };
           if (b.good.length) yield { kind: 'orgs', records: b.good.map(mapBuilding), origin: batchOrigin(bpage.digest, 0n, 0) };
         }
@@ -166,7 +166,7 @@ export class SchoologyConnector implements Connector {
       let digest: bigint | undefined = digestOfText(path);
       for await (const page of walk(path, key, schema, resource)) {
         all.push(...page.items);
-        digest = digest === undefined || page.digest === undefined ? undefined : foldDigest(digest, page.digest);
+        digest = foldKnown(digest, page.digest);
         // The run failed elsewhere (or stopped): do not spend the key's rate limit on pages nobody will use.
         if (signal?.aborted) throw new Error(`stopped reading ${path}: the fetch ended`);
       }
@@ -188,7 +188,7 @@ export class SchoologyConnector implements Connector {
       for await (const { f, i, sections } of named) {
         const ids = sections.items.flatMap((r) => { const id = r.ok ? r.value.id : r.id; return id ? [id] : []; });
         // Mapped from the page (the i-th unreadable course on it) and the course's section list.
-        const context = sections.digest === undefined ? undefined : foldDigest(sections.digest, BigInt(i));
+        const context = foldKnown(sections.digest, BigInt(i));
         yield {
           kind: 'quarantine', records: [{ kind: 'courses', sourcedId: f.id, reason: f.reason, ...(ids.length ? { refs: { classes: ids } } : {}) }],
           origin: context === undefined ? undefined : batchOrigin(page.digest, context, 1),
@@ -202,8 +202,7 @@ export class SchoologyConnector implements Connector {
         const currentNow = s.good.map(isCurrent);
         const live = s.good.filter((_, i) => currentNow[i]);
         current.push(...live.map((sec) => sec.id));
-        const read = sections.digest === undefined ? undefined
-          : foldDigest(foldDigest(sections.digest, digestOfText(`${course.id}\u0000${course.building_id ?? ''}`)), digestOfText(currentNow.map((c) => (c ? '1' : '0')).join('')));
+        const read = foldKnown(foldKnown(sections.digest, digestOfText(`${course.id}\u0000${course.building_id ?? ''}`)), digestOfText(currentNow.map((c) => (c ? '1' : '0')).join('')));
         const full = classes.add(live.map((sec) => mapSection(sec, course)), read);
         if (full) yield { kind: 'classes', ...full };
       }

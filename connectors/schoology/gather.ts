@@ -1,4 +1,4 @@
-import { batchOrigin, foldDigest } from '../http/page-origin.js';
+import { batchOrigin, foldKnown } from '../http/page-origin.js';
 
 /** One list in eight ends a batch, by its digest (see ListGatherer). */
 const CUT_MASK = 7n;
@@ -21,7 +21,7 @@ export class ListGatherer<T> {
   /** Adds a list; returns a batch to hand on when one ends with it. A list without a digest leaves its batch untagged. */
   add(records: readonly T[], digest: bigint | undefined): { records: T[]; origin?: bigint } | undefined {
     for (const r of records) this.pending.push(r);
-    this.digest = this.digest === undefined || digest === undefined ? undefined : foldDigest(this.digest, digest);
+    this.digest = foldKnown(this.digest, digest);
     const cut = digest !== undefined && (digest & CUT_MASK) === 0n;
     return cut || this.pending.length >= this.cap ? this.flush() : undefined;
   }

@@ -329,6 +329,14 @@ async function fetchIntoStage(
   const counted = (p: Progress): Progress => (hashes ? { ...p, unchanged: hashes.matched, changed: hashes.checked - hashes.matched, reused: memo?.reused ?? 0 } : p);
   await report(progress);
   const abort = new AbortController();
+  // Pages taken from the memo before the mirror's hashes loaded, checked once
+  // they have: a wrong entry means fetching again without the memo.
+  const settleTaken = () => {
+    if (memo && hashes && !memo.settle(hashes)) {
+      abort.abort();
+      throw new MemoMismatchError('a page taken by the page memo names rows the mirror lacks');
+    }
+  };
   const coalescer = new BatchCoalescer<RowBatch>(STAGE_BATCH_RECORDS);
   // One batch is COPYed while the connector reads the next: the two wait on
   // different servers. A failed COPY is seen before the next one starts.
@@ -356,12 +364,8 @@ async function fetchIntoStage(
       throw new Error(`the provider sent more than ${await opts.maxRecords} records, far more than this district holds; stopped before the stage filled (a pagination that never ends?). Nothing was applied`);
     }
     await memoLoading;
-    // Pages taken before the mirror's hashes loaded are checked as soon as
-    // they have: a wrong entry costs a fetch restarted early, not a whole one.
-    if (hashes && memo?.unsettled && !memo.settle(hashes)) {
-      abort.abort();
-      throw new MemoMismatchError('a page taken by the page memo names rows the mirror lacks');
-    }
+    // As soon as the hashes have loaded: a wrong entry costs a fetch restarted early, not a whole one.
+    settleTaken();
     const key = memo && batch.origin !== undefined ? memo.key(batch.origin) : undefined;
     if (key === undefined) memo?.noteUntagged();
     // Until the mirror's hashes have loaded, a page the quiet mirror's own
@@ -404,7 +408,7 @@ async function fetchIntoStage(
     progress = { ...progress, unchanged, changed: 0, reused: memo!.reused };
   } else {
     await loadMirror();
-    if (memo && hashes && !memo.settle(hashes)) throw new MemoMismatchError('a page taken by the page memo names rows the mirror lacks');
+    settleTaken();
     progress = counted(progress);
   }
   await report(progress);
