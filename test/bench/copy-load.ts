@@ -33,6 +33,7 @@ import { createDb, withDefaultUser } from '../../db/connection.js';
 import { migrateToLatest } from '../../db/migrate.js';
 import { streamDistrict, type StudentDraw } from './compact-district.js';
 import { districtOptions } from './district-args.js';
+import { startAtOption, waitForStart } from './start-at.js';
 
 const { values } = parseArgs({
   options: {
@@ -41,6 +42,7 @@ const { values } = parseArgs({
     database: { type: 'string', default: 'rostersync_bench_copy' },
     district: { type: 'string', default: 'bench-clever' },
     keep: { type: 'boolean', default: false },
+    ...startAtOption,
   },
 });
 const num = (name: keyof typeof values) => {
@@ -176,6 +178,7 @@ async function main(): Promise<void> {
     };
     // As before each of the bench's syncs: nothing dirty left for a checkpoint to write mid-measurement (superuser only).
     await client.query('CHECKPOINT').catch(() => undefined);
+    const lateMs = await waitForStart(values['start-at']);
     const started = performance.now();
     await client.query('BEGIN');
     for (const table of TABLES) {
@@ -195,7 +198,7 @@ async function main(): Promise<void> {
     const rows: Record<string, number> = {};
     for (const t of TABLES) rows[t] = Number((await client.query<{ n: string }>(`SELECT count(*) AS n FROM ${t} WHERE district_id = $1`, [districtId])).rows[0]!.n);
     const peakRssMb = Math.round(Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'))?.[1]) / 1024);
-    process.stdout.write(`${JSON.stringify({ ms, steps, rows, constraints: keys.length + foreign.length, indexes: indexes.length, peakRssMb, database: values.database })}\n`);
+    process.stdout.write(`${JSON.stringify({ ms, lateMs, steps, rows, constraints: keys.length + foreign.length, indexes: indexes.length, peakRssMb, database: values.database })}\n`);
   } finally {
     await client.end();
     if (!values.keep) await admin(`DROP DATABASE IF EXISTS ${values.database} WITH (FORCE)`);

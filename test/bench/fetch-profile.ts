@@ -13,6 +13,7 @@ import { parseArgs } from 'node:util';
 import { createConnector } from '../../connectors/index.js';
 import { createLogger } from '../../src/logger.js';
 import { fakeSpec, parseProviders, requestsBetween, serverStats } from './fakes.js';
+import { startAtOption, waitForStart } from './start-at.js';
 
 const { values } = parseArgs({
   options: {
@@ -27,6 +28,8 @@ const { values } = parseArgs({
     attach: { type: 'string' },
     // With --attach: the server's process, to split the CPU time as without it.
     'server-pid': { type: 'string' },
+    // With --runs 1: set up, then start at this instant (the bench's side-by-side run with the raw COPY).
+    ...startAtOption,
   },
 });
 /** This process's peak (VmHWM) resident set size, in MB (Linux). */
@@ -53,6 +56,7 @@ for (const provider of providers) {
       const connector = createConnector(settings, createLogger('warn'));
       const before = await serverStats(control);
       const fakeCpu = serverPid ? cpuMs(serverPid) : 0;
+      const lateMs = run === 1 ? await waitForStart(values['start-at']) : 0;
       const ownCpu = process.cpuUsage();
       const started = performance.now();
       const records: Record<string, number> = {};
@@ -66,7 +70,7 @@ for (const provider of providers) {
       // Where the wall time went: the fake's CPU is the provider's share, the connector's is rostersync's.
       const cpu = { fakeServerMs: serverPid ? cpuMs(serverPid) - fakeCpu : null, connectorMs: Math.round((own.user + own.system) / 1000) };
       const { requests, notOk } = requestsBetween(before, await serverStats(control));
-      process.stdout.write(`${JSON.stringify({ provider, run, connectorOnlyMs: ms, cpu, requests, notOk, msPerRequest: +(ms / requests).toFixed(2), batches, records, peakRssMb: peakRssMb() })}\n`);
+      process.stdout.write(`${JSON.stringify({ provider, run, connectorOnlyMs: ms, lateMs, cpu, requests, notOk, msPerRequest: +(ms / requests).toFixed(2), batches, records, peakRssMb: peakRssMb() })}\n`);
     }
   } finally {
     proc?.kill('SIGTERM');
