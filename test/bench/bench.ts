@@ -253,6 +253,13 @@ type RawCopy = z.infer<typeof RawCopy>;
 
 interface SideBySide { fetch: BareFetch; copy: RawCopy; /** From the agreed instant until both were done. */ ms: number }
 
+/** One bare fetch of the server already up, in a fresh process with the worker's heap setting. */
+function bareFetch(provider: BenchProvider, serverInfo: string, serverPid: number, shape: DistrictShape, extra: string[] = []): Promise<BareFetch> {
+  const heapEnv = workerHeapMb ? { ...env, NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --max-old-space-size=${workerHeapMb}`.trim() } : env;
+  return report([here('fetch-profile.ts'), '--provider', provider, '--attach', serverInfo, '--server-pid', String(serverPid), '--runs', '1', ...extra,
+    '--students', String(shape.students), '--sections', shape.sections, '--per-student', shape.perStudent, '--schools', shape.schools, '--page-size', String(shape.pageSize)], BareFetch, heapEnv);
+}
+
 /**
  * The bare fetch (of the server already up) and the raw COPY, each in its own
  * process, set up first and then started at one agreed instant (start-at.ts).
@@ -260,10 +267,8 @@ interface SideBySide { fetch: BareFetch; copy: RawCopy; /** From the agreed inst
 async function fetchBesideCopy(serverInfo: string, serverPid: number, shape: DistrictShape): Promise<SideBySide> {
   // Time enough for both to start node, and for the COPY's scratch database to be created and migrated.
   const startAt = Date.now() + 15_000;
-  const heapEnv = workerHeapMb ? { ...env, NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --max-old-space-size=${workerHeapMb}`.trim() } : env;
   const [fetched, copy] = await Promise.all([
-    report([here('fetch-profile.ts'), '--provider', 'clever', '--attach', serverInfo, '--server-pid', String(serverPid), '--runs', '1', '--start-at', String(startAt),
-      '--students', String(shape.students), '--sections', shape.sections, '--per-student', shape.perStudent, '--schools', shape.schools, '--page-size', String(shape.pageSize)], BareFetch, heapEnv),
+    bareFetch('clever', serverInfo, serverPid, shape, ['--start-at', String(startAt)]),
     report([here('copy-load.ts'), '--students', String(shape.students), '--sections', shape.sections, '--per-student', shape.perStudent, '--schools', shape.schools,
       '--seed', '42', '--district', 'bench-clever', '--start-at', String(startAt)], RawCopy),
   ]);
@@ -317,13 +322,9 @@ async function benchProvider(ctx: AppContext, provider: BenchProvider, shape: Di
     let bare: BareFetch | null = null;
     let bareError: string | undefined;
     if (!skip.has('bare-fetch')) {
-      const heapEnv = workerHeapMb ? { ...env, NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --max-old-space-size=${workerHeapMb}`.trim() } : env;
       try {
         const bares: BareFetch[] = [];
-        for (let i = 0; i < repeats; i += 1) {
-          bares.push(await report([here('fetch-profile.ts'), '--provider', provider, '--attach', info.raw, '--server-pid', String(server.pid), '--runs', '1',
-            '--students', String(shape.students), '--sections', shape.sections, '--per-student', shape.perStudent, '--schools', shape.schools, '--page-size', String(shape.pageSize)], BareFetch, heapEnv));
-        }
+        for (let i = 0; i < repeats; i += 1) bares.push(await bareFetch(provider, info.raw, server.pid, shape));
         bare = median(bares, (b) => b.connectorOnlyMs);
         process.stdout.write(`bare fetch: ${(bare.connectorOnlyMs / 1000).toFixed(1)} s, ${bare.requests} requests, ${sum(bare.records).toLocaleString('en-US')} records, peak RSS ${bare.peakRssMb} MB\n`);
         if (repeats > 1) {
