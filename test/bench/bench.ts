@@ -339,7 +339,7 @@ async function benchProvider(ctx: AppContext, provider: BenchProvider, shape: Di
 
     // The raw COPY loads the Clever mapping's rows: side by side with Clever's own bare fetch.
     let sideBySide: SideBySide | null = null;
-    if (provider === 'clever' && !['bare-fetch', 'raw-copy', 'side-by-side'].some((b) => skip.has(b))) {
+    if (provider === 'clever' && !BASELINES.some((b) => skip.has(b))) {
       try {
         sideBySide = await fetchBesideCopy(info.raw, server.pid, shape);
         const { fetch: f, copy: c } = sideBySide;
@@ -423,7 +423,7 @@ function sizeChecks(run: ProviderRun, copy: RawCopy | null, floor: SideBySide | 
   }
   if (copy) {
     const x = run.first.ms / copy.ms;
-    const least = floor ? `; the bare fetch and the raw COPY side by side, nothing else: ${s1(floor.ms)} s = ${ratio(floor.ms / copy.ms)}` : '';
+    const least = floor ? `; Clever's bare fetch and the raw COPY side by side, nothing else: ${s1(floor.ms)} s = ${ratio(floor.ms / copy.ms)}` : '';
     checks.push({ what: `${at}: first sync ≤ ${TARGETS.firstOverRawCopy}× raw COPY (${s1(run.first.ms)} s / ${s1(copy.ms)} s = ${ratio(x)}${least})`, ok: x <= TARGETS.firstOverRawCopy });
     // The baseline loads the Clever mapping's rows: for Clever it must be the very rows the first sync wrote.
     if (run.provider === 'clever') {
