@@ -150,10 +150,10 @@ export class CanvasConnector implements Connector {
       // is tagged with the digest of those and its place in the fetch
       // (page-origin.ts), so an unchanged district is taken whole from the
       // page memo, and any change reads every batch after it again.
-      const read: { digest: bigint | undefined } = { digest: report ? foldKnown(tree, report.digest) : tree };
+      let read: bigint | undefined = report ? foldKnown(tree, report.digest) : tree;
       let seq = 0;
       const tagged = async function* (batches: AsyncIterable<SnapshotBatch> | Iterable<SnapshotBatch>): AsyncIterable<SnapshotBatch> {
-        for await (const b of batches) yield read.digest === undefined ? b : { ...b, origin: batchOrigin(read.digest, 0n, seq++) };
+        for await (const b of batches) yield read === undefined ? b : { ...b, origin: batchOrigin(read, 0n, seq++) };
       };
       yield* tagged([{ kind: 'orgs', records: assembler.schools() }]);
       if (report) {
@@ -162,7 +162,7 @@ export class CanvasConnector implements Connector {
       } else {
         run.path = 'rest';
         yield* tagged(this.fromRest(http, districtId, assembler, progress, quarantined, (digest) => {
-          read.digest = foldKnown(read.digest, digest);
+          read = foldKnown(read, digest);
         }));
       }
       if (quarantined.length) yield* tagged([{ kind: 'quarantine', records: quarantined }]);
@@ -319,8 +319,7 @@ export class CanvasConnector implements Connector {
       });
       if ('failed' in done) return { fallback: done.failed };
       const { body } = await http.getBytes(done.url);
-      const bytes = new Uint8Array(body.buffer, body.byteOffset, body.byteLength);
-      return { report: ProvisioningReport.open(body), digest: await zipContentDigest(bytes) };
+      return { report: ProvisioningReport.open(body), digest: await zipContentDigest(body) };
     } catch (err) {
       if (mustFail(err)) throw err;
       return { fallback: (err as Error).message };
