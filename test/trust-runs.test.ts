@@ -113,15 +113,19 @@ test('Postgres ending the worker\'s connections mid-apply fails the run cleanly;
   try {
     await addCleverDistrict(t.ctx, 'term', big, { pageSize: 500 });
     await addPool(t.ctx, 'term', 'READ', 2500);
-    const child = spawn(process.execPath, [cli, 'worker', '--concurrency', '1'], { env: { ...process.env, ...t.env }, stdio: ['ignore', 'ignore', 'pipe'] });
+    // node-postgres reads PGAPPNAME: it tells the worker's connections apart from this test's own pool.
+    const appName = 'trust-runs-terminated-worker';
+    const child = spawn(process.execPath, [cli, 'worker', '--concurrency', '1'], { env: { ...process.env, ...t.env, PGAPPNAME: appName }, stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
     try {
       const { run } = await triggerSync(t.ctx, 'term', { trigger: 'cli' });
       await until(async () => ((await getRun(t.ctx.db, run.id)).phase === 'apply' ? true : undefined), 'the apply phase', 60000);
       const name = new URL(t.databaseUrl).pathname.slice(1);
-      // Every connection of the worker's database but the test's own admin one.
-      await adminQuery('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [name]);
+      // Only the worker's connections: ending this test's own pool too would fail the test's next
+      // query (a pooled client handed out before it reads the termination), not the worker's run.
+      const ended = await adminQuery('SELECT pg_terminate_backend(pid) AS ended FROM pg_stat_activity WHERE datname = $1 AND application_name = $2', [name, appName]);
+      expect(ended.rows.filter((r: { ended: boolean }) => r.ended).length).toBeGreaterThan(0);
       const failed = await waitForRun(t.ctx.db, run.id, { timeoutMs: 30000, intervalMs: 50 });
       expect(failed.status).toBe('FAILED');
       expect(failed.error).toMatch(/^lost the connection to Postgres \(.+\); the run's transaction rolled back, nothing was applied/);
