@@ -133,19 +133,14 @@ async function firstLine<T>(c: Child): Promise<{ raw: string; value: T }> {
   return { raw: value, value: JSON.parse(value) as T };
 }
 
-/** A child run to its end for its one JSON line (fetch-profile.ts, copy-load.ts). */
+/** A child run to its end for its JSON line (fetch-profile.ts with one run, copy-load.ts); every line it prints is checked. */
 async function report<T>(args: string[], schema: z.ZodType<T>, childEnv: NodeJS.ProcessEnv = env): Promise<T> {
-  return (await reports(args, schema, childEnv))[0]!;
-}
-
-/** Every line a child reports, parsed (one per run). */
-async function reports<T>(args: string[], schema: z.ZodType<T>, childEnv: NodeJS.ProcessEnv = env): Promise<T[]> {
   const c = child(args, childEnv);
   const lines: string[] = [];
   for (let next = await c.lines.next(); !next.done; next = await c.lines.next()) lines.push(next.value);
   const code = await c.done;
   if (code !== 0 || lines.length === 0) throw new Error(`${args[0]!.split('/').pop()} exited with ${code}${lines.length ? '' : ' before reporting'}`);
-  return lines.map((line) => schema.parse(JSON.parse(line)));
+  return lines.map((line) => schema.parse(JSON.parse(line)))[0]!;
 }
 
 async function resetDatabase(): Promise<void> {
@@ -260,6 +255,12 @@ function bareFetch(provider: BenchProvider, serverInfo: string, serverPid: numbe
     '--students', String(shape.students), '--sections', shape.sections, '--per-student', shape.perStudent, '--schools', shape.schools, '--page-size', String(shape.pageSize)], BareFetch, heapEnv);
 }
 
+/** The first Clever sync's rows for this shape COPYed into a scratch database, constraints built after (copy-load.ts, a fresh process). */
+function rawCopy(shape: DistrictShape, extra: string[] = []): Promise<RawCopy> {
+  return report([here('copy-load.ts'), '--students', String(shape.students), '--sections', shape.sections, '--per-student', shape.perStudent, '--schools', shape.schools,
+    '--seed', '42', '--district', 'bench-clever', ...extra], RawCopy);
+}
+
 /**
  * The bare fetch (of the server already up) and the raw COPY, each in its own
  * process, set up first and then started at one agreed instant (start-at.ts).
@@ -269,8 +270,7 @@ async function fetchBesideCopy(serverInfo: string, serverPid: number, shape: Dis
   const startAt = Date.now() + 15_000;
   const [fetched, copy] = await Promise.all([
     bareFetch('clever', serverInfo, serverPid, shape, ['--start-at', String(startAt)]),
-    report([here('copy-load.ts'), '--students', String(shape.students), '--sections', shape.sections, '--per-student', shape.perStudent, '--schools', shape.schools,
-      '--seed', '42', '--district', 'bench-clever', '--start-at', String(startAt)], RawCopy),
+    rawCopy(shape, ['--start-at', String(startAt)]),
   ]);
   return { fetch: fetched, copy, ms: Math.max(fetched.lateMs + fetched.connectorOnlyMs, copy.lateMs + copy.ms) };
 }
@@ -474,7 +474,7 @@ async function main(): Promise<void> {
     let copy: RawCopy | null = null;
     if (!skip.has('raw-copy')) {
       try {
-        copy = await report([here('copy-load.ts'), '--students', String(students), '--sections', shape.sections, '--per-student', shape.perStudent, '--schools', shape.schools, '--seed', '42', '--district', 'bench-clever'], RawCopy);
+        copy = await rawCopy(shape);
         copies.set(students, copy);
         const build = Object.entries(copy.steps).filter(([k]) => !k.startsWith('copy ') && k !== 'commit').reduce((a, [, v]) => a + v, 0);
         const copied = Object.entries(copy.steps).filter(([k]) => k.startsWith('copy ')).reduce((a, [, v]) => a + v, 0);
